@@ -1,0 +1,105 @@
+"""The connector interface: streams to pull from, and optionally a writer to push to.
+
+A connector knows HTTP (or files), auth, paging, rate limits and the remote schema; it never
+touches the ledger. The ingest step drives a stream page by page and commits each page's
+records *and* the cursor that follows it in one transaction, so a crash re-pulls at most one
+page. Cursors are plain JSON objects owned by the stream: the stream receives the last
+committed one and returns the next with every page.
+
+Two kinds of stream:
+
+* **incremental** (``full_refresh = False``): each pass yields only what changed since the
+  cursor; deletions arrive as tombstones (records with ``deleted=True``).
+* **full refresh** (``full_refresh = True``): each pass yields every live record (a CSV file, an
+  endpoint without a change filter). Ingest marks records that a *complete* pass did not yield
+  as deleted, and quarantines an id yielded twice in one pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from connectors.records import FieldUpdate, Record, RecordKind, Rejected
+
+Cursor = Mapping[str, Any]
+"""A stream's position as a JSON object; ``{}`` means "from the beginning"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where one record came from (file and line, URL) and its payload as received.
+
+    Optional: when a stream gives them, a record the ledger refuses is quarantined with these
+    rather than with the normalized record, so the admin sees the line to fix.
+    """
+
+    location: str | None
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One unit of work: what the remote returned, and the cursor that follows it.
+
+    ``pass_complete`` is true on the last page of a pass; for a full-refresh stream only then
+    may records that were not seen be marked deleted. ``origins`` is empty or one per record.
+    """
+
+    records: Sequence[Record]
+    cursor: Cursor
+    rejected: Sequence[Rejected] = ()
+    pass_complete: bool = False
+    pass_id: str = ""
+    origins: Sequence[Origin] = ()
+
+
+class Stream(Protocol):
+    """One kind of record from one remote collection."""
+
+    @property
+    def name(self) -> str:
+        """The stream's name in the ledger (``customers``, ``invoices``, ...)."""
+        ...
+
+    @property
+    def record_kind(self) -> RecordKind: ...
+
+    @property
+    def full_refresh(self) -> bool:
+        """True if every pass yields every live record (see the module docstring)."""
+        ...
+
+    def pages(self, cursor: Cursor) -> Iterator[Page]:
+        """Yield pages from ``cursor`` on; stop when the remote has nothing more."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """How one :class:`FieldUpdate` fared; ``error`` is None on success."""
+
+    update: FieldUpdate
+    error: str | None = None
+
+
+@runtime_checkable
+class Writer(Protocol):
+    """Writes metric values into remote custom fields."""
+
+    max_batch: int
+
+    def write(self, updates: Sequence[FieldUpdate]) -> Sequence[WriteResult]:
+        """Send one batch (at most ``max_batch`` updates) and report each one's fate."""
+        ...
+
+
+class Connector(Protocol):
+    """A configured source: its streams in dependency order, and its writer if any."""
+
+    system: str
+
+    def streams(self) -> Sequence[Stream]: ...
+
+    def writer(self) -> Writer | None: ...

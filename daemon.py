@@ -1,0 +1,607 @@
+"""clm-sync's command line and scheduler wiring; no business logic lives here.
+
+``clm-sync run`` is the service: one APScheduler job per source, each pulling its source and
+then running reconcile -> metrics -> push. Everything else is a one-shot command an admin
+runs by hand. ``python daemon.py ...`` is the same as the installed ``clm-sync`` command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from config import (
+    AppConfig,
+    ConfigError,
+    config_json_schema,
+    find_config_path,
+    load_config,
+    parse_duration,
+)
+from config.models import LoggingConfig, SourceConfig
+from sync.cycle import CycleOutcome, SyncService
+from sync.db import (
+    LedgerError,
+    create_ledger_engine,
+    ensure_current_schema,
+    migrate,
+)
+from sync.export import export_customers
+from sync.ingest import IngestCounts
+from sync.lock import LedgerBusyError, ledger_lock
+from sync.push import mapping_problems
+from sync.runs import (
+    last_error,
+    last_run,
+    ledger_totals,
+    mark_interrupted,
+    quarantine_counts,
+)
+from sync.tokens import generate_key
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+STOP_TIMEOUT_SECONDS = 10
+
+log = logging.getLogger("clm_sync")
+console = Console()
+errors = Console(stderr=True)
+
+app = typer.Typer(
+    name="clm-sync",
+    help="Customer-lifecycle sync: pull QuickBooks, Outlook and the web shop into one ledger, "
+    "compute customer metrics and write them back as custom fields.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+export_app = typer.Typer(help="Write ledger contents to files.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The YAML file [default: $CLM_SYNC_CONFIG or ./clm-sync.yaml].",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load(config_path: Path | None) -> AppConfig:
+    """The configuration, or exit 2 listing every problem with its place and fix."""
+    try:
+        settings = load_config(find_config_path(config_path))
+    except ConfigError as error:
+        for problem in error.problems:
+            errors.print(str(problem), highlight=False, soft_wrap=True, markup=False)
+        fail(
+            f"the configuration has {len(error.problems)} problem(s); fix them and run "
+            "`clm-sync validate-config`",
+            EXIT_CONFIG,
+        )
+    problems = mapping_problems(settings)
+    if problems:
+        for mapping_problem in problems:
+            errors.print(mapping_problem, highlight=False, soft_wrap=True, markup=False)
+        fail("the push mapping names unknown metrics", EXIT_CONFIG)
+    return settings
+
+
+def setup_logging(settings: LoggingConfig) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(settings.file, encoding="utf-8")
+        if settings.file
+        else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+    # APScheduler logs every job start and end at INFO; keep the journal readable.
+    for chatty in ("apscheduler", "alembic"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+
+
+def open_ledger(settings: AppConfig) -> Engine:
+    """The ledger at its current schema, or exit with what to do."""
+    try:
+        engine = create_ledger_engine(settings.ledger)
+        ensure_current_schema(engine)
+    except LedgerError as error:
+        fail(str(error))
+    except (SQLAlchemyError, OSError) as error:
+        fail(f"cannot open the ledger: {_first_line(error)}; check `ledger:` in the config")
+    return engine
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None)
+    return str(orig or error).strip().splitlines()[0] if str(orig or error).strip() else repr(error)
+
+
+@contextlib.contextmanager
+def held_ledger(engine: Engine) -> Iterator[None]:
+    try:
+        with ledger_lock(engine):
+            mark_interrupted(engine)
+            yield
+    except LedgerBusyError as error:
+        fail(str(error))
+
+
+class ConsoleProgress:
+    """Draws one line per stream (records read so far) on standard error."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.bars = progress
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+        self.records: dict[tuple[str, str], int] = {}
+        self.status = progress.add_task("starting", total=None, records=0)
+
+    def page_done(self, source: str, stream: str, counts: IngestCounts) -> None:
+        key = (source, stream)
+        if key not in self.tasks:
+            self.tasks[key] = self.bars.add_task(f"{source}/{stream}", total=None, records=0)
+        self.records[key] = self.records.get(key, 0) + counts.records_in
+        self.bars.update(self.tasks[key], records=self.records[key])
+
+    def step(self, message: str) -> None:
+        self.bars.update(self.status, description=message)
+
+
+@contextlib.contextmanager
+def console_progress() -> Iterator[ConsoleProgress]:
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[records]:>10,} records"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=False,
+    )
+    with bars:
+        yield ConsoleProgress(bars)
+
+
+def print_outcome(outcome: CycleOutcome) -> None:
+    table = Table(title="Cycle", show_lines=False)
+    for column in (
+        "source",
+        "status",
+        "in",
+        "new",
+        "changed",
+        "unchanged",
+        "deleted",
+        "quarantined",
+        "error",
+    ):
+        table.add_column(
+            column, justify="right" if column not in {"source", "status", "error"} else "left"
+        )
+    for pulled in outcome.sources:
+        c = pulled.counts
+        table.add_row(
+            pulled.source,
+            pulled.status,
+            f"{c.records_in:,}",
+            f"{c.new:,}",
+            f"{c.changed:,}",
+            f"{c.unchanged:,}",
+            f"{c.deleted:,}",
+            f"{c.quarantined:,}",
+            pulled.error or "",
+        )
+    console.print(table)
+    step = outcome.step
+    if step is None:
+        console.print("Stopped before reconcile, metrics and push.")
+        return
+    if step.reconciled is not None:
+        r = step.reconciled
+        console.print(
+            f"Customers: {r.source_customers:,} source records -> {r.ledger_customers:,} ledger "
+            f"customers ({r.new_customers:,} new, {r.links_changed:,} links changed, "
+            f"{r.retired:,} retired)"
+        )
+    if step.figures is not None:
+        console.print(
+            f"Metrics: {step.figures.changed:,} of {step.figures.customers:,} customers changed"
+        )
+    for pushed in step.pushes:
+        console.print(
+            f"Push to {pushed.system}: {pushed.pushed:,} values written, {pushed.failed:,} failed"
+        )
+    if step.error:
+        errors.print(f"[red]{step.status}:[/] {step.error}", highlight=False, markup=True)
+
+
+def parse_as_of(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(
+            f"--as-of {value!r} is not a date like 2025-12-31 or 2025-12-31T18:00:00+01:00",
+            EXIT_CONFIG,
+        )
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@app.command()
+def once(
+    config: ConfigOption = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Pull only this source (repeatable).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Compute metrics as of this date or time (UTC if no zone) [default: now]."
+        ),
+    ] = None,
+) -> None:
+    """Run one full cycle (pull every source, reconcile, metrics, push) and exit.
+
+    Exits 1 if a source or the push failed; the run history (`status`) says why.
+    """
+    settings = load(config)
+    setup_logging(settings.logging)
+    moment = parse_as_of(as_of)
+    for name in source or []:
+        try:
+            settings.source(name)
+        except KeyError as error:
+            fail(str(error.args[0]), EXIT_CONFIG)
+    engine = open_ledger(settings)
+    stop = threading.Event()
+    with held_ledger(engine), stop_on_signals(stop), console_progress() as progress:
+        outcome = SyncService(settings, engine, stop, progress).cycle(source, moment)
+    print_outcome(outcome)
+    if outcome.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop``: the current page is finished and committed, then exit."""
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.warning(
+                "%s received: finishing the current page, then stopping",
+                signal.Signals(signum).name,
+            )
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _trigger_arguments(source: SourceConfig) -> dict[str, object]:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    schedule = source.schedule
+    if schedule.cron:
+        return {"trigger": CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)}
+    interval = schedule.interval or timedelta(hours=1)
+    return {
+        "trigger": IntervalTrigger(seconds=int(interval.total_seconds()), timezone=UTC),
+        "next_run_time": datetime.now(UTC),
+    }
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run as a service: pull each source on its schedule, then reconcile, compute and push.
+
+    SIGTERM or SIGINT finish the current page, commit it and exit 0.
+    """
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    settings = load(config)
+    setup_logging(settings.logging)
+    engine = open_ledger(settings)
+    stop = threading.Event()
+    with held_ledger(engine), stop_on_signals(stop):
+        service = SyncService(settings, engine, stop)
+        cycle_lock = threading.Lock()
+
+        def pull_and_process(source_name: str) -> None:
+            # One cycle at a time across all sources: reconcile and push see a whole ledger.
+            with cycle_lock:
+                if stop.is_set():
+                    return
+                outcome = service.cycle([source_name])
+                for pulled in outcome.sources:
+                    log.info(
+                        "pulled %s: %s, %d records in, %d new, %d changed, %d quarantined",
+                        pulled.source,
+                        pulled.status,
+                        pulled.counts.records_in,
+                        pulled.counts.new,
+                        pulled.counts.changed,
+                        pulled.counts.quarantined,
+                    )
+
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={
+                "max_instances": 1,
+                "coalesce": True,
+                "misfire_grace_time": int(
+                    parse_duration(settings.daemon.misfire_grace).total_seconds()
+                ),
+            },
+            timezone=UTC,
+        )
+        for source in settings.sources:
+            scheduler.add_job(
+                pull_and_process,
+                args=[source.name],
+                id=source.name,
+                name=f"pull {source.name}",
+                **_trigger_arguments(source),
+            )
+        scheduler.start()
+        log.info(
+            "clm-sync running with %d source(s); SIGTERM or Ctrl-C stops it", len(settings.sources)
+        )
+        while not stop.wait(1.0):
+            pass
+        log.info("stopping: waiting for the current page to be committed")
+        scheduler.shutdown(wait=True)
+    log.info("clm-sync stopped")
+
+
+@app.command()
+def status(config: ConfigOption = None) -> None:
+    """Show, per source, the last run, its figures, the last error and the next run."""
+    settings = load(config)
+    engine = open_ledger(settings)
+    quarantined = quarantine_counts(engine)
+    for source in settings.sources:
+        run = last_run(engine, source.name)
+        failure = last_error(engine, source.name)
+        held = sum(count for (system, _), count in quarantined.items() if system == source.name)
+        table = Table(title=f"Source {source.name}", show_header=False, title_justify="left")
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        if run is None:
+            table.add_row("last run", "never")
+        else:
+            table.add_row("last run", f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC, {run.status}")
+            table.add_row(
+                "records",
+                f"{run.records_in:,} in, {run.records_new:,} new, {run.records_changed:,} "
+                f"changed, {run.records_unchanged:,} unchanged, {run.records_deleted:,} deleted",
+            )
+            table.add_row("quarantined", f"{run.quarantined:,} in the last run, {held:,} in all")
+        table.add_row(
+            "last error",
+            "none"
+            if failure is None
+            else f"{failure.started_at:%Y-%m-%d %H:%M} UTC: {failure.error}",
+        )
+        table.add_row("next run", _next_run(source, None if run is None else run.started_at))
+        console.print(table)
+    step = last_run(engine, None)
+    if step is not None:
+        console.print(
+            f"Last reconcile/metrics/push: {step.started_at:%Y-%m-%d %H:%M:%S} UTC, {step.status}, "
+            f"{step.pushed:,} values pushed, {step.push_failed:,} failed"
+            + (f" ({step.error})" if step.error else ""),
+            highlight=False,
+        )
+    totals = ledger_totals(engine)
+    summary = Table(title="Ledger")
+    summary.add_column("what")
+    summary.add_column("live", justify="right")
+    summary.add_column("deleted / retired", justify="right")
+    summary.add_row("customers", f"{totals.ledger_customers:,}", f"{totals.retired_customers:,}")
+    for kind, (live, deleted) in totals.source_rows.items():
+        summary.add_row(f"source {kind} records", f"{live:,}", f"{deleted:,}")
+    summary.add_row("quarantined records", f"{totals.quarantined:,}", "")
+    summary.add_row("pushed field values", f"{totals.pushed_values:,}", "")
+    console.print(summary)
+
+
+def _next_run(source: SourceConfig, last_started: datetime | None) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    now = datetime.now(UTC)
+    if source.schedule.cron:
+        trigger = CronTrigger.from_crontab(source.schedule.cron, timezone=source.schedule.timezone)
+        upcoming = trigger.get_next_fire_time(None, now)
+        return "" if upcoming is None else f"{upcoming:%Y-%m-%d %H:%M %Z}"
+    interval = source.schedule.interval or timedelta(hours=1)
+    if last_started is None:
+        return "when the service starts"
+    return f"{max(last_started + interval, now):%Y-%m-%d %H:%M:%S} UTC (if the service runs)"
+
+
+@app.command("validate-config")
+def validate_config(config: ConfigOption = None) -> None:
+    """Check the YAML file; exit 0 if it is valid, 2 with every problem if not."""
+    settings = load(config)
+    names = ", ".join(source.name for source in settings.sources)
+    console.print(
+        f"{find_config_path(config)} is valid: {len(settings.sources)} source(s) ({names})"
+    )
+
+
+@app.command("config-schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the YAML file (for editor completion and checks)."""
+    import json
+
+    sys.stdout.write(json.dumps(config_json_schema(), indent=2) + "\n")
+
+
+@app.command("migrate")
+def migrate_command(config: ConfigOption = None) -> None:
+    """Upgrade the ledger to this version's schema (back it up first)."""
+    settings = load(config)
+    try:
+        engine = create_ledger_engine(settings.ledger)
+        with held_ledger(engine):
+            before, after = migrate(engine)
+    except (SQLAlchemyError, OSError) as error:
+        fail(f"cannot migrate the ledger: {_first_line(error)}")
+    if before == after:
+        console.print(f"The ledger is already at revision {after}.")
+    else:
+        console.print(f"Ledger migrated from {before or 'empty'} to {after}.")
+
+
+@export_app.command("customers")
+def export_customers_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.")],
+    config: ConfigOption = None,
+) -> None:
+    """One row per ledger customer: customer_id, sources, then every metric."""
+    settings = load(config)
+    engine = open_ledger(settings)
+    count = export_customers(engine, out)
+    console.print(f"Wrote {count:,} customers to {out}")
+
+
+@app.command()
+def push(
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the plan; write nothing.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Rows of the plan to show.")] = 50,
+) -> None:
+    """Push changed metric values now (without pulling); --dry-run prints the plan."""
+    settings = load(config)
+    setup_logging(settings.logging)
+    engine = open_ledger(settings)
+    with held_ledger(engine):
+        service = SyncService(settings, engine)
+        if dry_run:
+            results = service.push(dry_run=True)
+        else:
+            outcome = service.post_pull(push=True)
+            results = outcome.pushes
+            if outcome.error:
+                errors.print(f"[red]{outcome.status}:[/] {outcome.error}", highlight=False)
+    if not results:
+        console.print("No source has push enabled with fields; see `push:` in config/example.yaml.")
+        return
+    if dry_run:
+        table = Table(title="Push plan (dry run: nothing written)")
+        for column in ("system", "record", "field", "now", "would become"):
+            table.add_column(column)
+        shown = 0
+        for result in results:
+            for update in result.sample:
+                if shown >= limit:
+                    break
+                table.add_row(
+                    result.system,
+                    update.external_id,
+                    update.field,
+                    update.previous if update.previous is not None else "(never written)",
+                    update.value,
+                )
+                shown += 1
+        console.print(table)
+    for result in results:
+        verb = "would write" if dry_run else "wrote"
+        console.print(
+            f"{result.system}: {verb} {result.planned if dry_run else result.pushed:,} "
+            f"values" + ("" if dry_run else f", {result.failed:,} failed")
+        )
+    if not dry_run and any(result.failed for result in results):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new key for CLM_SYNC_SECRET_KEY (encrypts stored OAuth tokens)."""
+    sys.stdout.write(generate_key() + "\n")
+
+
+@app.command()
+def demo(
+    keep: Annotated[
+        Path | None,
+        typer.Option(help="Leave the business, its config and the ledger in this folder."),
+    ] = None,
+    customers: Annotated[
+        int, typer.Option(min=10, max=1_000_000, help="People in the business.")
+    ] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic business.")] = 7,
+) -> None:
+    """Generate a small synthetic business, run one cycle on it and print a summary."""
+    from sandbox.demo import prepare_demo, summarize_demo
+
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="clm-sync-demo-")))
+        else:
+            folder = keep.resolve()
+        console.print(
+            f"Generating a business of {customers:,} people (seed {seed}) in {folder} ..."
+        )
+        config_path = prepare_demo(folder, customers, seed)
+        settings = load(config_path)
+        setup_logging(LoggingConfig(level="WARNING"))
+        engine = open_ledger(settings)
+        with held_ledger(engine), console_progress() as progress:
+            outcome = SyncService(settings, engine, progress=progress).cycle()
+        print_outcome(outcome)
+        summarize_demo(console, engine, folder)
+        engine.dispose()
+        if keep is not None:
+            console.print(
+                f"\nThe business, config and ledger are in {folder}. Go on with:\n"
+                f"  clm-sync --help\n"
+                f"  clm-sync status --config {config_path}\n"
+                f"  clm-sync export customers --config {config_path} --out customers.csv\n"
+                f"  clm-sync push --dry-run --config {config_path}",
+                highlight=False,
+            )
+        if outcome.failed:
+            raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ledger and the steps that work on it: ingest, reconcile, metrics, push, run history."""

@@ -1,0 +1,380 @@
+"""Ingest: store what a stream yields, page by page, so that a crash loses nothing.
+
+For every page, in ONE transaction: new records are inserted, changed ones (by content hash)
+updated, unchanged ones left alone, tombstones flag their row deleted, invalid records go to
+quarantine with the reason and the raw payload, and the stream's cursor moves past the page.
+A crash anywhere therefore re-pulls at most the page in flight, and memory is bounded by the
+page size. For full-refresh streams the ids of the running pass are kept in ``ingest_seen``:
+an id seen twice is quarantined, and when a pass completes every live row it did not see is
+flagged deleted (never erased).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, update
+
+from connectors.base import Cursor, Origin, Page, Stream
+from connectors.records import Record, Rejected
+from sync.ledger import SOURCE_TABLES, IngestSeen, QuarantineRow, StreamCursor
+from sync.rows import (
+    InvalidRecord,
+    RowContext,
+    checked_external_id,
+    content_hash,
+    record_values,
+)
+
+# Quarantine keeps the payload as received, up to this size; the location says where the rest is.
+MAX_RAW_CHARS = 1_000_000
+# Stay well under SQLite's limit on bound parameters in one statement.
+IN_CLAUSE_CHUNK = 900
+
+_SEEN = IngestSeen.__table__  # type: ignore[attr-defined]
+_QUARANTINE = QuarantineRow.__table__  # type: ignore[attr-defined]
+_CURSOR = StreamCursor.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class IngestCounts:
+    records_in: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    pages: int = 0
+
+    def add(self, other: IngestCounts) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(slots=True)
+class _PagePlan:
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[Rejected] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    counts: IngestCounts = field(default_factory=IngestCounts)
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), IN_CLAUSE_CHUNK):
+        yield items[start : start + IN_CLAUSE_CHUNK]
+
+
+def load_cursor(connection: Connection, system: str, stream: str) -> Cursor:
+    row = connection.execute(
+        select(_CURSOR.c.cursor).where(_CURSOR.c.system == system, _CURSOR.c.stream == stream)
+    ).scalar_one_or_none()
+    return {} if row is None else dict(json.loads(row))
+
+
+def _save_cursor(
+    connection: Connection, system: str, stream: str, cursor: Cursor, now: datetime
+) -> None:
+    text = json.dumps(dict(cursor), sort_keys=True)
+    done = connection.execute(
+        update(_CURSOR)
+        .where(_CURSOR.c.system == system, _CURSOR.c.stream == stream)
+        .values(cursor=text, updated_at=now)
+    )
+    if done.rowcount == 0:
+        connection.execute(
+            insert(_CURSOR).values(system=system, stream=stream, cursor=text, updated_at=now)
+        )
+
+
+def _safe_text(text: str) -> str:
+    """Text any database accepts: NUL and lone surrogates escaped, size capped."""
+    if len(text) > MAX_RAW_CHARS:
+        text = text[:MAX_RAW_CHARS] + f"... [{len(text) - MAX_RAW_CHARS:,} more characters]"
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _rejected(reason: str, record: Record, origin: Origin | None) -> Rejected:
+    """A refused record, with the payload as received when the stream gave it."""
+    if origin is None:
+        return Rejected(reason, repr(record), record.external_id)
+    return Rejected(reason, origin.raw, record.external_id, origin.location)
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    record: Record
+    values: dict[str, Any]
+    origin: Origin | None
+
+
+class StreamIngest:
+    """Applies the pages of one stream of one system to the ledger."""
+
+    def __init__(self, engine: Engine, system: str, stream: Stream, context: RowContext) -> None:
+        self.engine = engine
+        self.system = system
+        self.stream = stream
+        self.context = context
+        self.table: Table = SOURCE_TABLES[stream.record_kind].__table__  # type: ignore[attr-defined]
+        self._pass_in_seen: str | None = None
+
+    def run(
+        self,
+        run_id: int | None,
+        stop: threading.Event | None = None,
+        on_page: Callable[[IngestCounts], None] | None = None,
+    ) -> IngestCounts:
+        """Pull and store pages until the stream ends or ``stop`` is set (checked per page)."""
+        total = IngestCounts()
+        with self.engine.connect() as connection:
+            cursor = load_cursor(connection, self.system, self.stream.name)
+            self._pass_in_seen = self._current_seen_pass(connection)
+        for page in self.stream.pages(cursor):
+            counts = self.apply(page, run_id)
+            total.add(counts)
+            if on_page is not None:
+                on_page(counts)
+            if stop is not None and stop.is_set():
+                break
+        return total
+
+    def apply(self, page: Page, run_id: int | None) -> IngestCounts:
+        """Store one page and its cursor in one transaction."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as connection:
+            plan = self._plan(connection, page)
+            self._write(connection, plan, page, run_id, now)
+            _save_cursor(connection, self.system, self.stream.name, page.cursor, now)
+        plan.counts.pages = 1
+        return plan.counts
+
+    # -- planning: what to do with each record ------------------------------------------------
+
+    def _plan(self, connection: Connection, page: Page) -> _PagePlan:
+        plan = _PagePlan()
+        plan.counts.records_in = len(page.records) + len(page.rejected)
+        plan.quarantine.extend(page.rejected)
+        candidates = self._valid_records(page, plan)
+        if self.stream.full_refresh:
+            self._track_pass(connection, page.pass_id, candidates, plan)
+        existing = self._existing(connection, list(candidates))
+        for external_id, candidate in candidates.items():
+            self._plan_one(
+                plan, external_id, candidate.record, candidate.values, existing.get(external_id)
+            )
+        return plan
+
+    def _valid_records(self, page: Page, plan: _PagePlan) -> dict[str, _Candidate]:
+        valid: dict[str, _Candidate] = {}
+        origins: Sequence[Origin | None] = page.origins or [None] * len(page.records)
+        for record, origin in zip(page.records, origins, strict=True):
+            try:
+                external_id = checked_external_id(record)
+                values = {} if record.deleted else record_values(record, self.context)
+            except InvalidRecord as invalid:
+                plan.quarantine.append(_rejected(str(invalid), record, origin))
+                continue
+            if external_id in valid:
+                plan.quarantine.append(
+                    _rejected(f"id {external_id!r} occurs twice in one page", record, origin)
+                )
+                continue
+            valid[external_id] = _Candidate(record, values, origin)
+        return valid
+
+    def _track_pass(
+        self,
+        connection: Connection,
+        pass_id: str,
+        candidates: dict[str, _Candidate],
+        plan: _PagePlan,
+    ) -> None:
+        """Quarantine ids seen earlier in this pass; remember the rest as seen.
+
+        Ids of quarantined records count as seen too: a record that turned invalid keeps its
+        last good version in the ledger instead of being flagged deleted.
+        """
+        if pass_id != self._pass_in_seen:
+            connection.execute(
+                delete(_SEEN).where(
+                    _SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name
+                )
+            )
+            self._pass_in_seen = pass_id
+        rejected_ids = {r.external_id for r in plan.quarantine if r.external_id}
+        ids = list(dict.fromkeys([*candidates, *rejected_ids]))
+        already: set[str] = set()
+        for chunk in _chunks(ids):
+            already.update(
+                connection.execute(
+                    select(_SEEN.c.external_id).where(
+                        _SEEN.c.system == self.system,
+                        _SEEN.c.stream == self.stream.name,
+                        _SEEN.c.external_id.in_(chunk),
+                    )
+                ).scalars()
+            )
+        for external_id in already.intersection(candidates):
+            candidate = candidates.pop(external_id)
+            plan.quarantine.append(
+                _rejected(
+                    f"id {external_id!r} occurs twice in the source; the first one was kept",
+                    candidate.record,
+                    candidate.origin,
+                )
+            )
+        plan.seen = [external_id for external_id in ids if external_id not in already]
+
+    def _existing(
+        self, connection: Connection, ids: Sequence[str]
+    ) -> dict[str, tuple[int, str, bool]]:
+        table = self.table
+        found: dict[str, tuple[int, str, bool]] = {}
+        for chunk in _chunks(ids):
+            rows = connection.execute(
+                select(
+                    table.c.external_id, table.c.id, table.c.content_hash, table.c.deleted
+                ).where(
+                    table.c.system == self.system,
+                    table.c.stream == self.stream.name,
+                    table.c.external_id.in_(chunk),
+                )
+            )
+            for external_id, row_id, digest, deleted in rows:
+                found[external_id] = (row_id, digest, deleted)
+        return found
+
+    def _plan_one(
+        self,
+        plan: _PagePlan,
+        external_id: str,
+        record: Record,
+        values: dict[str, Any],
+        existing: tuple[int, str, bool] | None,
+    ) -> None:
+        if record.deleted:
+            if existing is not None and not existing[2]:
+                plan.updates.append({"row_id": existing[0], "deleted": True})
+                plan.counts.deleted += 1
+            else:
+                plan.counts.unchanged += 1
+            return
+        digest = content_hash(values)
+        if existing is None:
+            plan.inserts.append(
+                {**values, "external_id": external_id, "content_hash": digest, "deleted": False}
+            )
+            plan.counts.new += 1
+        elif existing[1] != digest or existing[2]:
+            plan.updates.append(
+                {**values, "row_id": existing[0], "content_hash": digest, "deleted": False}
+            )
+            plan.counts.changed += 1
+        else:
+            plan.counts.unchanged += 1
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _write(
+        self,
+        connection: Connection,
+        plan: _PagePlan,
+        page: Page,
+        run_id: int | None,
+        now: datetime,
+    ) -> None:
+        table = self.table
+        if plan.inserts:
+            stamp: dict[str, Any] = {"system": self.system, "stream": self.stream.name}
+            stamp |= {"first_seen_at": now, "updated_at": now}
+            connection.execute(insert(table), [row | stamp for row in plan.inserts])
+        for columns, rows in _group_by_columns(plan.updates).items():
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("row_id"))
+                .values({name: bindparam(name) for name in columns if name != "row_id"})
+                .values(updated_at=now)
+            )
+            connection.execute(statement, rows)
+        if plan.seen:
+            connection.execute(
+                insert(_SEEN),
+                [
+                    {
+                        "system": self.system,
+                        "stream": self.stream.name,
+                        "external_id": external_id,
+                        "pass_id": page.pass_id,
+                    }
+                    for external_id in plan.seen
+                ],
+            )
+        if plan.quarantine:
+            connection.execute(
+                insert(_QUARANTINE),
+                [self._quarantine_row(rejected, run_id, now) for rejected in plan.quarantine],
+            )
+            plan.counts.quarantined = len(plan.quarantine)
+        if self.stream.full_refresh and page.pass_complete:
+            plan.counts.deleted += self._sweep_unseen(connection, now)
+
+    def _quarantine_row(
+        self, rejected: Rejected, run_id: int | None, now: datetime
+    ) -> dict[str, Any]:
+        external_id = rejected.external_id
+        return {
+            "run_id": run_id,
+            "system": self.system,
+            "stream": self.stream.name,
+            "external_id": None if external_id is None else _safe_text(external_id[:255]),
+            "reason": _safe_text(rejected.reason),
+            "location": None if rejected.location is None else _safe_text(rejected.location),
+            "raw": _safe_text(rejected.raw),
+            "created_at": now,
+        }
+
+    def _sweep_unseen(self, connection: Connection, now: datetime) -> int:
+        """Flag live rows a complete pass did not see as deleted, then forget the pass."""
+        table = self.table
+        seen_ids = select(_SEEN.c.external_id).where(
+            _SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name
+        )
+        result = connection.execute(
+            update(table)
+            .where(
+                and_(
+                    table.c.system == self.system,
+                    table.c.stream == self.stream.name,
+                    table.c.deleted.is_(False),
+                    table.c.external_id.not_in(seen_ids),
+                )
+            )
+            .values(deleted=True, updated_at=now)
+        )
+        connection.execute(
+            delete(_SEEN).where(_SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name)
+        )
+        self._pass_in_seen = None
+        return result.rowcount
+
+    def _current_seen_pass(self, connection: Connection) -> str | None:
+        return connection.execute(
+            select(_SEEN.c.pass_id)
+            .where(_SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name)
+            .limit(1)
+        ).scalar_one_or_none()
+
+
+def _group_by_columns(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """executemany needs one statement per set of columns (tombstones update fewer)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return groups

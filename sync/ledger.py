@@ -1,0 +1,245 @@
+"""The ledger's tables (SQLModel). The ledger is the only shared state of the service.
+
+Source tables hold what the remote systems said, one row per ``(system, stream,
+external_id)``, with a content hash (so an unchanged record is never rewritten) and a deleted
+flag (deletions are recorded, never erased). Everything else — ledger customers and their
+links, cursors, tokens, push state, run history, quarantine, metrics — is the service's own.
+
+Schema changes go through alembic (``sync/migrations``); a test checks that the migrations
+produce exactly these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from connectors.records import RecordKind
+from sync.types import Money, UTCDateTime
+
+HASH_LENGTH = 32
+
+
+def _source_key(table: str) -> tuple[UniqueConstraint]:
+    return (UniqueConstraint("system", "stream", "external_id", name=f"uq_{table}_key"),)
+
+
+class SourceRow(SQLModel):
+    """Columns every source table shares."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    system: str = Field(max_length=40)
+    stream: str = Field(max_length=60)
+    external_id: str = Field(max_length=255)
+    content_hash: str = Field(max_length=HASH_LENGTH)
+    deleted: bool = False
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SourceCustomerRow(SourceRow, table=True):
+    __tablename__ = "source_customer"
+    __table_args__ = (
+        *_source_key("source_customer"),
+        Index("ix_source_customer_email", "email_normalized"),
+        Index("ix_source_customer_phone", "phone_e164"),
+    )
+
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    email: str | None = None
+    email_normalized: str | None = None
+    phone: str | None = None
+    phone_e164: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    postcode: str | None = None
+    region: str | None = None
+    country: str | None = None
+    created_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SourceTransactionRow(SourceRow, table=True):
+    __tablename__ = "source_transaction"
+    __table_args__ = (
+        *_source_key("source_transaction"),
+        Index("ix_source_transaction_customer", "system", "customer_external_id"),
+    )
+
+    customer_external_id: str | None = None
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    amount: Decimal = Field(sa_type=Money)
+    currency: str = Field(max_length=3)
+    transaction_kind: str = Field(max_length=10)
+    home_amount: Decimal = Field(sa_type=Money)
+
+
+class SourceInteractionRow(SourceRow, table=True):
+    __tablename__ = "source_interaction"
+    __table_args__ = (
+        *_source_key("source_interaction"),
+        Index("ix_source_interaction_customer", "system", "customer_external_id"),
+    )
+
+    customer_external_id: str | None = None
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    interaction_kind: str = Field(max_length=40)
+    subject: str | None = Field(default=None, sa_type=Text)
+    cost: Decimal | None = Field(default=None, sa_type=Money)
+
+
+class SourceReferralRow(SourceRow, table=True):
+    __tablename__ = "source_referral"
+    __table_args__ = _source_key("source_referral")
+
+    referrer_external_id: str
+    referred_external_id: str
+    occurred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SourceSpendRow(SourceRow, table=True):
+    __tablename__ = "source_spend"
+    __table_args__ = _source_key("source_spend")
+
+    spent_on: date
+    channel: str = Field(max_length=80)
+    amount: Decimal = Field(sa_type=Money)
+    currency: str = Field(max_length=3)
+    home_amount: Decimal = Field(sa_type=Money)
+
+
+class LedgerCustomer(SQLModel, table=True):
+    """One real customer. Ids are stable: new records never renumber existing customers."""
+
+    __tablename__ = "ledger_customer"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    retired_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="Set when no live source record is left."
+    )
+
+
+class CustomerLink(SQLModel, table=True):
+    """Which ledger customer a source customer belongs to, and by which rule."""
+
+    __tablename__ = "customer_link"
+
+    source_customer_id: int = Field(primary_key=True, foreign_key="source_customer.id")
+    ledger_customer_id: int = Field(foreign_key="ledger_customer.id", index=True)
+    rule: str = Field(max_length=40)
+    linked_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class StreamCursor(SQLModel, table=True):
+    """Where a stream stopped; written in the same transaction as the page it covers."""
+
+    __tablename__ = "stream_cursor"
+
+    system: str = Field(primary_key=True, max_length=40)
+    stream: str = Field(primary_key=True, max_length=60)
+    cursor: str = Field(sa_type=Text, description="JSON object owned by the stream.")
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class IngestSeen(SQLModel, table=True):
+    """Ids seen so far in the running pass of a full-refresh stream.
+
+    Lets ingest mark what a complete pass did not see as deleted and catch an id that occurs
+    twice, without holding the ids in memory and without rewriting unchanged rows.
+    """
+
+    __tablename__ = "ingest_seen"
+
+    system: str = Field(primary_key=True, max_length=40)
+    stream: str = Field(primary_key=True, max_length=60)
+    external_id: str = Field(primary_key=True, max_length=255)
+    pass_id: str = Field(max_length=40)
+
+
+class OAuthToken(SQLModel, table=True):
+    """A system's tokens, Fernet-encrypted with the key from ``CLM_SYNC_SECRET_KEY``."""
+
+    __tablename__ = "oauth_token"
+
+    system: str = Field(primary_key=True, max_length=40)
+    ciphertext: bytes = Field(sa_type=LargeBinary)
+    access_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    refresh_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class PushState(SQLModel, table=True):
+    """The value last written to one field of one remote record."""
+
+    __tablename__ = "push_state"
+
+    system: str = Field(primary_key=True, max_length=40)
+    external_id: str = Field(primary_key=True, max_length=255)
+    field: str = Field(primary_key=True, max_length=120)
+    value: str = Field(sa_type=Text)
+    pushed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RunRecord(SQLModel, table=True):
+    """One pull of one source, or one reconcile-metrics-push step (``source`` is None)."""
+
+    __tablename__ = "run"
+    __table_args__ = (Index("ix_run_source_started", "source", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str | None = Field(default=None, max_length=40)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(default="running", max_length=20)
+    records_in: int = 0
+    records_new: int = 0
+    records_changed: int = 0
+    records_unchanged: int = 0
+    records_deleted: int = 0
+    quarantined: int = 0
+    pushed: int = 0
+    push_failed: int = 0
+    error: str | None = Field(default=None, sa_type=Text)
+
+
+class QuarantineRow(SQLModel, table=True):
+    """A record that failed validation: why, where from, and the payload as received."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_system_stream", "system", "stream"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int | None = Field(default=None, foreign_key="run.id")
+    system: str = Field(max_length=40)
+    stream: str = Field(max_length=60)
+    external_id: str | None = Field(default=None, max_length=255)
+    reason: str = Field(sa_type=Text)
+    location: str | None = Field(default=None, sa_type=Text)
+    raw: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CustomerMetrics(SQLModel, table=True):
+    """The latest per-customer figures, as a JSON object of metric name to value."""
+
+    __tablename__ = "customer_metrics"
+
+    ledger_customer_id: int = Field(primary_key=True, foreign_key="ledger_customer.id")
+    as_of: datetime = Field(sa_type=UTCDateTime)
+    values_json: str = Field(sa_type=Text)
+
+
+SOURCE_TABLES: dict[RecordKind, type[SourceRow]] = {
+    RecordKind.CUSTOMER: SourceCustomerRow,
+    RecordKind.TRANSACTION: SourceTransactionRow,
+    RecordKind.INTERACTION: SourceInteractionRow,
+    RecordKind.REFERRAL: SourceReferralRow,
+    RecordKind.SPEND: SourceSpendRow,
+}

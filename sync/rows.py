@@ -1,0 +1,216 @@
+"""Turn a normalized record into the values of its ledger row, or say why it cannot be stored.
+
+The checks here are the ones every source shares (lengths, signs, currencies, time zones,
+characters PostgreSQL refuses); a connector checks what only it knows while mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from connectors.records import (
+    Record,
+    SourceCustomer,
+    SourceInteraction,
+    SourceReferral,
+    SourceSpend,
+    SourceTransaction,
+    TransactionKind,
+)
+from sync.normalize import normalize_email, normalize_phone
+
+MAX_ID_LENGTH = 255
+MAX_TEXT_LENGTH = 1_000
+MAX_SUBJECT_LENGTH = 10_000
+# NUMERIC(20,4) holds 16 integer digits; nothing a small business books comes near 10**12.
+MAX_AMOUNT = Decimal(10) ** 12
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+Row = dict[str, Any]
+
+
+class InvalidRecord(ValueError):
+    """The record breaks a ledger rule; the message is the quarantine reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowContext:
+    home_currency: str
+    phone_region: str
+
+
+def _text(name: str, value: str | None, limit: int = MAX_TEXT_LENGTH) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > limit:
+        raise InvalidRecord(
+            f"field {name!r} is {len(value):,} characters long; at most {limit:,} are accepted"
+        )
+    if "\x00" in value:
+        raise InvalidRecord(f"field {name!r} contains a NUL character")
+    return value
+
+
+def _required_text(name: str, value: str | None, limit: int = MAX_TEXT_LENGTH) -> str:
+    text = _text(name, value, limit)
+    if text is None:
+        raise InvalidRecord(f"field {name!r} is empty")
+    return text
+
+
+def _moment(name: str, value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise InvalidRecord(f"field {name!r} has no time zone")
+    if not EARLIEST <= value < LATEST:
+        raise InvalidRecord(f"field {name!r} is {value.isoformat()}, outside 1900-2199")
+    return value.astimezone(UTC)
+
+
+def _optional_moment(name: str, value: datetime | None) -> datetime | None:
+    return None if value is None else _moment(name, value)
+
+
+def _amount(name: str, value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise InvalidRecord(f"field {name!r} is not a number")
+    if value < 0:
+        raise InvalidRecord(
+            f"field {name!r} is negative ({value}); book money back as a refund with a "
+            "positive amount"
+        )
+    if value >= MAX_AMOUNT:
+        raise InvalidRecord(f"field {name!r} is {value:.2E}, beyond any plausible amount")
+    return value
+
+
+def _currency(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 3 or not code.isalpha() or not code.isascii():
+        raise InvalidRecord(f"currency {value!r} is not a three-letter ISO 4217 code")
+    return code
+
+
+def _home_amount(amount: Decimal, currency: str, home: Decimal | None, ctx: RowContext) -> Decimal:
+    if home is not None:
+        return _amount("home_amount", home)
+    if currency == ctx.home_currency:
+        return amount
+    raise InvalidRecord(
+        f"amount in {currency} without its {ctx.home_currency} value; give the home-currency "
+        "amount (CSV column home_amount) so revenue can be added up"
+    )
+
+
+def _customer(record: SourceCustomer, ctx: RowContext) -> Row:
+    email = _text("email", record.email)
+    phone = _text("phone", record.phone)
+    return {
+        "name": _text("name", record.name),
+        "first_name": _text("first_name", record.first_name),
+        "last_name": _text("last_name", record.last_name),
+        "company": _text("company", record.company),
+        "email": email,
+        "email_normalized": normalize_email(email),
+        "phone": phone,
+        "phone_e164": normalize_phone(phone, ctx.phone_region),
+        "address_line1": _text("address_line1", record.address_line1),
+        "address_line2": _text("address_line2", record.address_line2),
+        "city": _text("city", record.city),
+        "postcode": _text("postcode", record.postcode),
+        "region": _text("region", record.region),
+        "country": _text("country", record.country),
+        "created_at": _optional_moment("created_at", record.created_at),
+    }
+
+
+def _transaction(record: SourceTransaction, ctx: RowContext) -> Row:
+    amount = _amount("amount", record.amount)
+    currency = _currency(record.currency)
+    return {
+        "customer_external_id": _text("customer_id", record.customer_external_id, MAX_ID_LENGTH),
+        "occurred_at": _moment("date", record.occurred_at),
+        "amount": amount,
+        "currency": currency,
+        "transaction_kind": TransactionKind(record.transaction_kind).value,
+        "home_amount": _home_amount(amount, currency, record.home_amount, ctx),
+    }
+
+
+def _interaction(record: SourceInteraction, _ctx: RowContext) -> Row:
+    return {
+        "customer_external_id": _text("customer_id", record.customer_external_id, MAX_ID_LENGTH),
+        "occurred_at": _moment("date", record.occurred_at),
+        "interaction_kind": _required_text("kind", record.interaction_kind, 40),
+        "subject": _text("subject", record.subject, MAX_SUBJECT_LENGTH),
+        "cost": None if record.cost is None else _amount("cost", record.cost),
+    }
+
+
+def _referral(record: SourceReferral, _ctx: RowContext) -> Row:
+    referrer = _required_text("referrer_id", record.referrer_external_id, MAX_ID_LENGTH)
+    referred = _required_text("referred_id", record.referred_external_id, MAX_ID_LENGTH)
+    if referrer == referred:
+        raise InvalidRecord(f"customer {referrer!r} cannot refer themselves")
+    return {
+        "referrer_external_id": referrer,
+        "referred_external_id": referred,
+        "occurred_at": _optional_moment("date", record.occurred_at),
+    }
+
+
+def _spend(record: SourceSpend, ctx: RowContext) -> Row:
+    amount = _amount("amount", record.amount)
+    currency = _currency(record.currency)
+    if not date(1900, 1, 1) <= record.spent_on < date(2200, 1, 1):
+        raise InvalidRecord(f"date {record.spent_on.isoformat()} is outside 1900-2199")
+    return {
+        "spent_on": record.spent_on,
+        "channel": _required_text("channel", record.channel, 80),
+        "amount": amount,
+        "currency": currency,
+        "home_amount": _home_amount(amount, currency, record.home_amount, ctx),
+    }
+
+
+def record_values(record: Record, ctx: RowContext) -> Row:
+    """The record's own columns (without the bookkeeping ones); raises InvalidRecord."""
+    match record:
+        case SourceCustomer():
+            return _customer(record, ctx)
+        case SourceTransaction():
+            return _transaction(record, ctx)
+        case SourceInteraction():
+            return _interaction(record, ctx)
+        case SourceReferral():
+            return _referral(record, ctx)
+        case SourceSpend():
+            return _spend(record, ctx)
+
+
+def checked_external_id(record: Record) -> str:
+    external_id = record.external_id.strip() if record.external_id else ""
+    if not external_id:
+        raise InvalidRecord("the record has no id")
+    if len(external_id) > MAX_ID_LENGTH:
+        raise InvalidRecord(f"the id is {len(external_id):,} characters; at most 255 are accepted")
+    if "\x00" in external_id:
+        raise InvalidRecord("the id contains a NUL character")
+    return external_id
+
+
+def content_hash(values: Row) -> str:
+    """A digest of the record's own columns, stable across runs and Python versions."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key in sorted(values):
+        value = values[key]
+        text = value.isoformat() if isinstance(value, datetime | date) else str(value)
+        digest.update(f"{key}\x1f{'' if value is None else text}\x1e".encode())
+    return digest.hexdigest()

@@ -1,0 +1,85 @@
+"""Shared fixtures: every ledger test runs on SQLite and on a real PostgreSQL.
+
+PostgreSQL comes from ``pgserver`` (PostgreSQL 16 binaries from PyPI, no root, no system
+service): one server per test session, one fresh database per test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from sync.db import create_ledger_engine, ensure_current_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASES = ("sqlite", "postgresql")
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from pgserver import get_server  # type: ignore[attr-defined]
+
+    server = get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(params=DATABASES)
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of an empty ledger database, once per kind of database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    server = request.getfixturevalue("pg_server")
+    name = f"ledger_{os.getpid()}_{next(_database_numbers)}"
+    server.psql(f'CREATE DATABASE "{name}";')
+    return str(server.get_uri(name))
+
+
+@pytest.fixture
+def engine(ledger_url: str) -> Iterator[Engine]:
+    engine = create_ledger_engine(ledger_url)
+    ensure_current_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def write_config(folder: Path, ledger_url: str, extra: str = "", **source: Any) -> Path:
+    """A config with one CSV source ``exports`` at ``folder/exports``."""
+    settings = {"page_size": 500} | source
+    lines = "".join(f"    {key}: {value}\n" for key, value in settings.items())
+    path = folder / "clm-sync.yaml"
+    path.write_text(
+        f"ledger: {ledger_url}\n"
+        "sources:\n"
+        "  - name: exports\n"
+        "    type: csv\n"
+        "    path: ./exports\n"
+        f"{lines}"
+        f"{textwrap.dedent(extra)}",
+        encoding="utf-8",
+    )
+    return path
+
+
+def clm_sync(*args: str, timeout: float = 300, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run the command line as an admin would, in a separate process, with no stdin."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        check=False,
+        **kwargs,
+    )
