@@ -196,9 +196,7 @@ class AppConfig(StrictModel):
     @classmethod
     def _check_ledger(cls, value: str) -> str:
         if not value.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
-            raise ValueError(
-                "the ledger must be a sqlite:///FILE or postgresql://USER@HOST/DB URL"
-            )
+            raise ValueError("the ledger must be a sqlite:///FILE or postgresql://USER@HOST/DB URL")
         return value
 
     @model_validator(mode="after")

@@ -112,20 +112,24 @@ class _MetricWrites:
 
 
 def compute_figures(engine: Engine, as_of: datetime) -> FiguresResult:
-    """Recompute every ledger customer's figures as of ``as_of``; store those that changed."""
+    """Recompute every ledger customer's figures as of ``as_of``; store those that changed.
+
+    Rows are streamed on one connection and changes written on another (a server-side
+    cursor cannot share its connection with writes on PostgreSQL); the writes commit together.
+    """
     result = FiguresResult()
-    with engine.begin() as connection:
+    with engine.connect() as reader, engine.begin() as writer:
         stored: dict[int, str] = {
             ledger_id: values_json
-            for ledger_id, values_json in connection.execute(
+            for ledger_id, values_json in reader.execute(
                 select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json)
             ).tuples()
         }
         customer_ids = list(
-            connection.execute(select(_CUSTOMER.c.id).order_by(_CUSTOMER.c.id)).scalars()
+            reader.execute(select(_CUSTOMER.c.id).order_by(_CUSTOMER.c.id)).scalars()
         )
-        writes = _MetricWrites(connection)
-        purchases = groupby(_purchases(connection), key=lambda item: item[0])
+        writes = _MetricWrites(writer)
+        purchases = groupby(_purchases(reader), key=lambda item: item[0])
         pending = next(purchases, None)
         for ledger_id in customer_ids:
             own: list[Purchase] = []

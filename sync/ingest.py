@@ -139,11 +139,26 @@ class StreamIngest:
         for page in self.stream.pages(cursor):
             counts = self.apply(page, run_id)
             total.add(counts)
+            if _is_power_of_two(total.pages):
+                self._refresh_statistics()
             if on_page is not None:
                 on_page(counts)
             if stop is not None and stop.is_set():
                 break
         return total
+
+    def _refresh_statistics(self) -> None:
+        """Let PostgreSQL's planner see how the tables grew during this run.
+
+        Without statistics (a new ledger, a first big pull) the planner takes the tables for
+        tiny and filters the per-page id lookups instead of using the key index, which makes
+        every page slower than the last. ANALYZE after pages 1, 2, 4, 8, ... keeps it right
+        at a logarithmic cost.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(f"ANALYZE {self.table.name}, {_SEEN.name}")
 
     def apply(self, page: Page, run_id: int | None) -> IngestCounts:
         """Store one page and its cursor in one transaction."""
@@ -370,6 +385,10 @@ class StreamIngest:
             .where(_SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name)
             .limit(1)
         ).scalar_one_or_none()
+
+
+def _is_power_of_two(number: int) -> bool:
+    return number > 0 and number & (number - 1) == 0
 
 
 def _group_by_columns(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
-import textwrap
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,19 @@ _database_numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def pg_server() -> Iterator[Any]:
     from pgserver import get_server  # type: ignore[attr-defined]
 
-    server = get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server
-    server.cleanup()
+    # Not under pytest's tmp_path: that tree is private to the user running the tests, and
+    # when that user is root pgserver runs PostgreSQL as its own unprivileged user.
+    data = Path(tempfile.mkdtemp(prefix="clm-sync-test-pg-"))
+    data.chmod(0o755)
+    server = get_server(data, cleanup_mode="stop")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(params=DATABASES)
@@ -65,7 +73,7 @@ def write_config(folder: Path, ledger_url: str, extra: str = "", **source: Any) 
         "    type: csv\n"
         "    path: ./exports\n"
         f"{lines}"
-        f"{textwrap.dedent(extra)}",
+        f"{extra}",
         encoding="utf-8",
     )
     return path

@@ -74,8 +74,8 @@ class _LineFeed:
             return raw.decode(self._encoding)
         except UnicodeDecodeError as error:
             self.decode_error = (
-                f"bytes that are not valid {self._encoding} at line {self.lines} "
-                f"(position {error.start}); re-export the file as {self._encoding} or set the "
+                f"bytes that are not valid {self._encoding} (at byte {error.start + 1} of the "
+                "line); re-export the file as {self._encoding} or set the "
                 "source's `encoding`"
             )
             return raw.decode(self._encoding, "replace")
