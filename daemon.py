@@ -188,35 +188,23 @@ def console_progress() -> Iterator[ConsoleProgress]:
 
 
 def print_outcome(outcome: CycleOutcome) -> None:
-    table = Table(title="Cycle", show_lines=False)
-    for column in (
-        "source",
-        "status",
-        "in",
-        "new",
-        "changed",
-        "unchanged",
-        "deleted",
-        "quarantined",
-        "error",
-    ):
-        table.add_column(
-            column, justify="right" if column not in {"source", "status", "error"} else "left"
-        )
+    table = Table(title="Pulled")
+    table.add_column("source")
+    table.add_column("status")
+    for column in ("read", "new", "changed", "same", "deleted", "quarantined"):
+        table.add_column(column, justify="right")
     for pulled in outcome.sources:
         c = pulled.counts
         table.add_row(
             pulled.source,
             pulled.status,
-            f"{c.records_in:,}",
-            f"{c.new:,}",
-            f"{c.changed:,}",
-            f"{c.unchanged:,}",
-            f"{c.deleted:,}",
+            *(f"{n:,}" for n in (c.records_in, c.new, c.changed, c.unchanged, c.deleted)),
             f"{c.quarantined:,}",
-            pulled.error or "",
         )
     console.print(table)
+    for pulled in outcome.sources:
+        if pulled.error:
+            errors.print(f"{pulled.source} failed: {pulled.error}", highlight=False, markup=False)
     step = outcome.step
     if step is None:
         console.print("Stopped before reconcile, metrics and push.")
@@ -225,7 +213,7 @@ def print_outcome(outcome: CycleOutcome) -> None:
         r = step.reconciled
         console.print(
             f"Customers: {r.source_customers:,} source records -> {r.ledger_customers:,} ledger "
-            f"customers ({r.new_customers:,} new, {r.links_changed:,} links changed, "
+            f"customers ({r.new_customers:,} new, {r.links_changed:,} records linked anew, "
             f"{r.retired:,} retired)"
         )
     if step.figures is not None:
@@ -521,7 +509,9 @@ def push(
     if not results:
         console.print("No source has push enabled with fields; see `push:` in config/example.yaml.")
         return
-    if dry_run:
+    if dry_run and not any(result.planned for result in results):
+        console.print("Nothing to push: every remote field already shows the current value.")
+    elif dry_run:
         table = Table(title="Push plan (dry run: nothing written)")
         for column in ("system", "record", "field", "now", "would become"):
             table.add_column(column)
@@ -577,14 +567,14 @@ def demo(
         console.print(
             f"Generating a business of {customers:,} people (seed {seed}) in {folder} ..."
         )
-        config_path = prepare_demo(folder, customers, seed)
+        config_path, as_of = prepare_demo(folder, customers, seed)
         settings = load(config_path)
         setup_logging(LoggingConfig(level="WARNING"))
         engine = open_ledger(settings)
         with held_ledger(engine), console_progress() as progress:
-            outcome = SyncService(settings, engine, progress=progress).cycle()
+            outcome = SyncService(settings, engine, progress=progress).cycle(as_of=as_of)
         print_outcome(outcome)
-        summarize_demo(console, engine, folder)
+        summarize_demo(console, engine, folder, as_of)
         engine.dispose()
         if keep is not None:
             console.print(

@@ -7,14 +7,15 @@ command works on the demo ledger. The connector issues add their simulated serve
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from sandbox.synthetic import BusinessSpec, write_csv_folder
 from sqlalchemy import Engine
 
+from sandbox.synthetic import BusinessSpec, write_csv_folder
 from sync.export import EXPORT_COLUMNS, customer_rows
 
 EXPORTS_FOLDER = "exports"
@@ -39,17 +40,20 @@ sources:
 """
 
 
-def prepare_demo(folder: Path, customers: int, seed: int) -> Path:
-    """Write the business and its config into ``folder``; returns the config's path.
+def prepare_demo(folder: Path, customers: int, seed: int) -> tuple[Path, datetime]:
+    """Write the business and its config into ``folder``.
 
+    Returns the config's path and the end of the business's history, the moment the demo's
+    metrics are computed as of (recency counted from today would make everyone look lost).
     An existing demo folder is reused: the export is rewritten (same seed, same files) and the
     ledger kept, so a second demo run shows an incremental cycle.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv_folder(BusinessSpec(seed=seed, customers=customers), folder / EXPORTS_FOLDER)
+    spec = BusinessSpec(seed=seed, customers=customers)
+    write_csv_folder(spec, folder / EXPORTS_FOLDER)
     config_path = folder / CONFIG_NAME
     config_path.write_text(DEMO_CONFIG, encoding="utf-8")
-    return config_path
+    return config_path, datetime.combine(spec.as_of, time(23, 59, 59), UTC)
 
 
 def _true_people(folder: Path) -> int:
@@ -59,18 +63,25 @@ def _true_people(folder: Path) -> int:
         )
 
 
-def summarize_demo(console: Console, engine: Engine, folder: Path) -> None:
+def summarize_demo(console: Console, engine: Engine, folder: Path, as_of: datetime) -> None:
     """How many people the ledger found versus the truth, and the best customers."""
     rows = list(customer_rows(engine))
-    revenue_column = EXPORT_COLUMNS.index("net_revenue")
+    column = {name: index for index, name in enumerate(EXPORT_COLUMNS)}
     console.print(
         f"\nThe business really has {_true_people(folder):,} people; the ledger knows "
-        f"{len(rows):,} customers (the reconciliation issue brings these closer)."
+        f"{len(rows):,} customers (matching on e-mail and phone only, for now)."
     )
-    top = sorted(rows, key=lambda row: Decimal(row[revenue_column] or 0), reverse=True)[:5]
-    table = Table(title="Top customers by net revenue")
-    for column in EXPORT_COLUMNS:
-        table.add_column(column, overflow="fold")
-    for row in top:
-        table.add_row(*row)
+    top = sorted(rows, key=lambda row: Decimal(row[column["net_revenue"]] or 0), reverse=True)
+    table = Table(title=f"Top customers by net revenue, as of {as_of:%Y-%m-%d}")
+    for name in ("customer", "records", "orders", "net revenue", "last purchase", "days since"):
+        table.add_column(name, justify="left" if name == "customer" else "right")
+    for row in top[:5]:
+        table.add_row(
+            row[column["customer_id"]],
+            str(len(row[column["sources"]].split(";"))),
+            row[column["orders"]],
+            row[column["net_revenue"]],
+            row[column["last_purchase"]],
+            row[column["recency_days"]],
+        )
     console.print(table)

@@ -45,7 +45,7 @@ class QuietProgress:
         pass
 
     def step(self, message: str) -> None:
-        log.info("%s", message)
+        log.debug("%s", message)
 
 
 @dataclass(slots=True)
