@@ -11,8 +11,9 @@ variable ``NAME``, ``${file:/path}`` is the content of a file (trailing line bre
 relative paths against the config file's folder) and ``$${`` is a literal ``${``. Values that
 came from a reference are never quoted in an error message, because they may be passwords.
 
-Relative paths in the file (a CSV source's ``path``, a ``sqlite:///relative.db`` ledger) are
-relative to the config file's folder, not to the daemon's working directory.
+Relative paths in the file (a CSV source's ``path``, a ``sqlite:///relative.db`` ledger, the
+``logging.file``) are relative to the config file's folder, not to the daemon's working
+directory.
 """
 
 from __future__ import annotations
@@ -550,15 +551,22 @@ def _field_at(loc: Loc) -> FieldInfo | None:
 
 
 def _resolve_relative_paths(config: AppConfig, base: Path) -> AppConfig:
-    """Make CSV folders and a SQLite file relative to the config file's folder absolute."""
+    """Make CSV folders, a SQLite file and the log file relative to the config's folder absolute."""
     sources = [
         source.model_copy(update={"path": base / source.path})
         if isinstance(source, CsvSource) and not source.path.is_absolute()
         else source
         for source in config.sources
     ]
+    logging = config.logging
+    if logging.file is not None and not logging.file.is_absolute():
+        logging = logging.model_copy(update={"file": base / logging.file})
     return config.model_copy(
-        update={"sources": sources, "ledger": _absolute_sqlite(config.ledger, base)}
+        update={
+            "sources": sources,
+            "ledger": _absolute_sqlite(config.ledger, base),
+            "logging": logging,
+        }
     )
 
 

@@ -341,6 +341,8 @@ def test_relative_paths_start_at_the_config_folder(
           - name: absolute
             type: csv
             path: {tmp_path}/elsewhere
+        logging:
+          file: log/clm-sync.log
         """,
     )
     monkeypatch.chdir(tmp_path)
@@ -352,6 +354,7 @@ def test_relative_paths_start_at_the_config_folder(
         folder / "exports",
         tmp_path / "elsewhere",
     ]
+    assert config.logging.file == folder / "log" / "clm-sync.log"
 
 
 @pytest.mark.parametrize(
