@@ -7,6 +7,7 @@ import ledger code.
 from connectors.base import Connector, Cursor, Origin, Page, Stream, Writer, WriteResult
 from connectors.errors import AuthError, ConnectorError, RetryableError, SourceError
 from connectors.records import (
+    Direction,
     FieldUpdate,
     Record,
     RecordKind,
@@ -24,6 +25,7 @@ __all__ = [
     "Connector",
     "ConnectorError",
     "Cursor",
+    "Direction",
     "FieldUpdate",
     "Origin",
     "Page",

@@ -3,6 +3,10 @@
 Frozen, typed, no loose dicts: money is ``Decimal`` in the record's currency (plus the
 home-currency amount where the source knows it), times are timezone-aware UTC. A record with
 ``deleted=True`` is a tombstone: the remote system says it is gone.
+
+Optional fields default to "unknown" (``None``, ``()``, ``False``); the ledger leaves them out
+of a record's content hash, so a field added in a later version does not make every stored
+record look changed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ class TransactionKind(enum.StrEnum):
     REFUND = "refund"
 
 
+class Direction(enum.StrEnum):
+    """Who wrote a message: the customer (inbound) or the business (outbound)."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
 @dataclass(frozen=True, slots=True)
 class SourceCustomer:
     external_id: str
@@ -45,6 +56,17 @@ class SourceCustomer:
     region: str | None = None
     country: str | None = None
     created_at: datetime | None = None
+    parent_external_id: str | None = None
+    """The parent customer of a sub-customer or job (QuickBooks), if any."""
+    notes: str | None = None
+    """The user's own notes, without any block clm-sync wrote (loss reasons live here)."""
+    labels: tuple[str, ...] = ()
+    """Tags or categories the remote system attaches (Outlook categories, shop tags)."""
+    acquisition_channel: str | None = None
+    """The marketing channel that brought the customer, if the source knows it."""
+    guest: bool = False
+    """True if the remote system has no writable record for it (a shop's guest checkout, an
+    e-mail correspondent without a contact): metrics are not pushed to it."""
     deleted: bool = False
 
     kind = RecordKind.CUSTOMER
@@ -61,6 +83,18 @@ class SourceTransaction:
     currency: str
     transaction_kind: TransactionKind = TransactionKind.SALE
     home_amount: Decimal | None = None
+    document_kind: str | None = None
+    """The remote document type: ``Invoice``, ``SalesReceipt``, ``order``, ``refund`` ..."""
+    reference: str | None = None
+    """The number people quote (invoice or order number); matches a sale across systems."""
+    memo: str | None = None
+    """Free text on the document, which may name the other system's number."""
+    discount: Decimal | None = None
+    """Discount granted on this sale, in ``currency`` (for the discount-only-buyer signal)."""
+    refund_of: str | None = None
+    """For a refund: the external id of the sale it gives money back for, if known."""
+    channel: str | None = None
+    """Where the sale came from (web, pos, a landing-page source), if known."""
     deleted: bool = False
 
     kind = RecordKind.TRANSACTION
@@ -76,6 +110,15 @@ class SourceInteraction:
     interaction_kind: str
     subject: str | None = None
     cost: Decimal | None = None
+    direction: Direction | None = None
+    conversation_id: str | None = None
+    """Groups the messages of one conversation (a support incident spans one)."""
+    support: bool = False
+    """True if the source counts it as support (support mailbox, folder or category)."""
+    labels: tuple[str, ...] = ()
+    """Categories or tags on the message (``Resolved``, a loss reason ...)."""
+    preview: str | None = None
+    """A short body preview, only where the admin turned it on (complaint signals)."""
     deleted: bool = False
 
     kind = RecordKind.INTERACTION
@@ -87,6 +130,10 @@ class SourceReferral:
     referrer_external_id: str
     referred_external_id: str
     occurred_at: datetime | None = None
+    method: str | None = None
+    """How the referral showed: ``code``, ``attribute``, ``landing_page``, ``export`` ..."""
+    first_order_external_id: str | None = None
+    """The referred customer's first order, if the source knows it."""
     deleted: bool = False
 
     kind = RecordKind.REFERRAL

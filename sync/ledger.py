@@ -14,11 +14,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from connectors.records import RecordKind
-from sync.types import Money, UTCDateTime
+from sync.types import Money, TextList, UTCDateTime
 
 HASH_LENGTH = 32
 
@@ -63,6 +63,11 @@ class SourceCustomerRow(SourceRow, table=True):
     region: str | None = None
     country: str | None = None
     created_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    parent_external_id: str | None = Field(default=None, max_length=255)
+    notes: str | None = Field(default=None, sa_type=Text)
+    labels: tuple[str, ...] = Field(default=(), sa_type=TextList, nullable=True)
+    acquisition_channel: str | None = Field(default=None, max_length=80)
+    guest: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class SourceTransactionRow(SourceRow, table=True):
@@ -78,6 +83,12 @@ class SourceTransactionRow(SourceRow, table=True):
     currency: str = Field(max_length=3)
     transaction_kind: str = Field(max_length=10)
     home_amount: Decimal = Field(sa_type=Money)
+    document_kind: str | None = Field(default=None, max_length=40)
+    reference: str | None = Field(default=None, max_length=255)
+    memo: str | None = Field(default=None, sa_type=Text)
+    discount: Decimal | None = Field(default=None, sa_type=Money)
+    refund_of: str | None = Field(default=None, max_length=255)
+    channel: str | None = Field(default=None, max_length=80)
 
 
 class SourceInteractionRow(SourceRow, table=True):
@@ -92,6 +103,11 @@ class SourceInteractionRow(SourceRow, table=True):
     interaction_kind: str = Field(max_length=40)
     subject: str | None = Field(default=None, sa_type=Text)
     cost: Decimal | None = Field(default=None, sa_type=Money)
+    direction: str | None = Field(default=None, max_length=10)
+    conversation_id: str | None = Field(default=None, max_length=255)
+    support: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    labels: tuple[str, ...] = Field(default=(), sa_type=TextList, nullable=True)
+    preview: str | None = Field(default=None, sa_type=Text)
 
 
 class SourceReferralRow(SourceRow, table=True):
@@ -101,6 +117,8 @@ class SourceReferralRow(SourceRow, table=True):
     referrer_external_id: str
     referred_external_id: str
     occurred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    method: str | None = Field(default=None, max_length=40)
+    first_order_external_id: str | None = Field(default=None, max_length=255)
 
 
 class SourceSpendRow(SourceRow, table=True):

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.records import (
+    Direction,
     Record,
     SourceCustomer,
     SourceInteraction,
@@ -26,6 +27,8 @@ from sync.normalize import normalize_email, normalize_phone
 MAX_ID_LENGTH = 255
 MAX_TEXT_LENGTH = 1_000
 MAX_SUBJECT_LENGTH = 10_000
+MAX_LABELS = 50
+MAX_LABEL_LENGTH = 255
 # NUMERIC(20,4) holds 16 integer digits; nothing a small business books comes near 10**12.
 MAX_AMOUNT = Decimal(10) ** 12
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -64,6 +67,17 @@ def _required_text(name: str, value: str | None, limit: int = MAX_TEXT_LENGTH) -
     if text is None:
         raise InvalidRecord(f"field {name!r} is empty")
     return text
+
+
+def _labels(name: str, values: tuple[str, ...]) -> tuple[str, ...]:
+    labels = tuple(
+        label
+        for label in (_text(name, value, MAX_LABEL_LENGTH) for value in values)
+        if label is not None
+    )
+    if len(labels) > MAX_LABELS:
+        raise InvalidRecord(f"field {name!r} has {len(labels):,} entries; at most {MAX_LABELS}")
+    return labels
 
 
 def _moment(name: str, value: datetime) -> datetime:
@@ -128,6 +142,11 @@ def _customer(record: SourceCustomer, ctx: RowContext) -> Row:
         "region": _text("region", record.region),
         "country": _text("country", record.country),
         "created_at": _optional_moment("created_at", record.created_at),
+        "parent_external_id": _text("parent_id", record.parent_external_id, MAX_ID_LENGTH),
+        "notes": _text("notes", record.notes, MAX_SUBJECT_LENGTH),
+        "labels": _labels("labels", record.labels),
+        "acquisition_channel": _text("channel", record.acquisition_channel, 80),
+        "guest": record.guest,
     }
 
 
@@ -141,6 +160,12 @@ def _transaction(record: SourceTransaction, ctx: RowContext) -> Row:
         "currency": currency,
         "transaction_kind": TransactionKind(record.transaction_kind).value,
         "home_amount": _home_amount(amount, currency, record.home_amount, ctx),
+        "document_kind": _text("document_kind", record.document_kind, 40),
+        "reference": _text("reference", record.reference, MAX_ID_LENGTH),
+        "memo": _text("memo", record.memo, MAX_SUBJECT_LENGTH),
+        "discount": None if record.discount is None else _amount("discount", record.discount),
+        "refund_of": _text("refund_of", record.refund_of, MAX_ID_LENGTH),
+        "channel": _text("channel", record.channel, 80),
     }
 
 
@@ -151,6 +176,11 @@ def _interaction(record: SourceInteraction, _ctx: RowContext) -> Row:
         "interaction_kind": _required_text("kind", record.interaction_kind, 40),
         "subject": _text("subject", record.subject, MAX_SUBJECT_LENGTH),
         "cost": None if record.cost is None else _amount("cost", record.cost),
+        "direction": None if record.direction is None else Direction(record.direction).value,
+        "conversation_id": _text("conversation_id", record.conversation_id, MAX_ID_LENGTH),
+        "support": record.support,
+        "labels": _labels("labels", record.labels),
+        "preview": _text("preview", record.preview, MAX_SUBJECT_LENGTH),
     }
 
 
@@ -163,6 +193,10 @@ def _referral(record: SourceReferral, _ctx: RowContext) -> Row:
         "referrer_external_id": referrer,
         "referred_external_id": referred,
         "occurred_at": _optional_moment("date", record.occurred_at),
+        "method": _text("method", record.method, 40),
+        "first_order_external_id": _text(
+            "first_order_id", record.first_order_external_id, MAX_ID_LENGTH
+        ),
     }
 
 
@@ -207,10 +241,16 @@ def checked_external_id(record: Record) -> str:
 
 
 def content_hash(values: Row) -> str:
-    """A digest of the record's own columns, stable across runs and Python versions."""
+    """A digest of the record's own columns, stable across runs and Python versions.
+
+    Columns holding "unknown" (None, False, an empty tuple) are left out, so adding an
+    optional column in a later version does not change the hash of any stored record.
+    """
     digest = hashlib.blake2b(digest_size=16)
     for key in sorted(values):
         value = values[key]
+        if value is None or value is False or value == ():
+            continue
         text = value.isoformat() if isinstance(value, datetime | date) else str(value)
-        digest.update(f"{key}\x1f{'' if value is None else text}\x1e".encode())
+        digest.update(f"{key}\x1f{text}\x1e".encode())
     return digest.hexdigest()

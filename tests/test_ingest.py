@@ -97,6 +97,22 @@ def test_new_changed_unchanged_are_told_apart_by_content(engine: Engine) -> None
     assert after["C2"].updated_at > before["C2"].updated_at
 
 
+def test_details_round_trip_and_unknown_details_leave_the_hash_alone(engine: Engine) -> None:
+    ingest(engine, ListStream([[customer("C1"), customer("C2")]]))
+    plain = rows(engine)["C1"].content_hash
+
+    second = ingest(
+        engine,
+        ListStream([[customer("C1", labels=(), guest=False), customer("C2", labels=("VIP", " "))]]),
+    )
+
+    assert (second.changed, second.unchanged) == (1, 1)
+    stored = rows(engine)
+    assert stored["C1"].content_hash == plain
+    assert stored["C1"].labels == () and stored["C2"].labels == ("VIP",)
+    assert stored["C2"].guest is False
+
+
 def test_tombstones_flag_rows_deleted_without_erasing_them(engine: Engine) -> None:
     ingest(engine, ListStream([[customer("C1"), customer("C2")]]))
     counts = ingest(engine, ListStream([[SourceCustomer("C2", deleted=True)]]))

@@ -19,6 +19,7 @@ from connectors.base import Cursor, Origin, Page
 from connectors.csv.reader import BadRow, CsvFile, GoodRow, file_fingerprint
 from connectors.errors import SourceError
 from connectors.records import (
+    Direction,
     Record,
     RecordKind,
     Rejected,
@@ -29,6 +30,9 @@ from connectors.records import (
     SourceTransaction,
     TransactionKind,
 )
+
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0"})
 
 
 class BadValue(ValueError):
@@ -102,6 +106,23 @@ class Cells:
     def currency(self) -> str:
         return self.text("currency") or self._settings.home_currency
 
+    def labels(self, column: str) -> tuple[str, ...]:
+        """A list cell such as ``VIP; wholesale`` (separated by semicolons)."""
+        value = self.text(column)
+        if value is None:
+            return ()
+        return tuple(label.strip() for label in value.split(";") if label.strip())
+
+    def flag(self, column: str) -> bool:
+        value = self.text(column)
+        if value is None:
+            return False
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise BadValue(f"{column} {value!r} is not a yes/no value (true, false, yes, no, 1, 0)")
+
 
 def _customer(cells: Cells) -> SourceCustomer:
     return SourceCustomer(
@@ -119,6 +140,10 @@ def _customer(cells: Cells) -> SourceCustomer:
         region=cells.text("region"),
         country=cells.text("country"),
         created_at=cells.optional_moment("created_at"),
+        parent_external_id=cells.text("parent_id"),
+        notes=cells.text("notes"),
+        labels=cells.labels("labels"),
+        acquisition_channel=cells.text("channel"),
     )
 
 
@@ -134,7 +159,22 @@ def _transaction(cells: Cells) -> SourceTransaction:
         currency=cells.currency(),
         transaction_kind=TransactionKind(kind),
         home_amount=cells.optional_money("home_amount"),
+        reference=cells.text("reference"),
+        memo=cells.text("memo"),
+        discount=cells.optional_money("discount"),
+        refund_of=cells.text("refund_of"),
+        channel=cells.text("channel"),
     )
+
+
+def _direction(cells: Cells) -> Direction | None:
+    value = cells.text("direction")
+    if value is None:
+        return None
+    try:
+        return Direction(value.lower())
+    except ValueError:
+        raise BadValue(f"direction {value!r} is neither 'inbound' nor 'outbound'") from None
 
 
 def _interaction(cells: Cells) -> SourceInteraction:
@@ -145,6 +185,10 @@ def _interaction(cells: Cells) -> SourceInteraction:
         interaction_kind=(cells.text("kind") or "other").lower(),
         subject=cells.text("subject"),
         cost=cells.optional_money("cost"),
+        direction=_direction(cells),
+        conversation_id=cells.text("conversation_id"),
+        support=cells.flag("support"),
+        labels=cells.labels("labels"),
     )
 
 
@@ -207,6 +251,10 @@ FILES = (
             "region",
             "country",
             "created_at",
+            "parent_id",
+            "notes",
+            "labels",
+            "channel",
         ),
         ("id",),
         _customer,
@@ -215,7 +263,20 @@ FILES = (
         "transactions",
         RecordKind.TRANSACTION,
         True,
-        ("id", "customer_id", "date", "amount", "currency", "kind", "home_amount"),
+        (
+            "id",
+            "customer_id",
+            "date",
+            "amount",
+            "currency",
+            "kind",
+            "home_amount",
+            "reference",
+            "memo",
+            "discount",
+            "refund_of",
+            "channel",
+        ),
         ("id", "customer_id", "date", "amount"),
         _transaction,
     ),
@@ -223,7 +284,18 @@ FILES = (
         "interactions",
         RecordKind.INTERACTION,
         False,
-        ("id", "customer_id", "date", "kind", "subject", "cost"),
+        (
+            "id",
+            "customer_id",
+            "date",
+            "kind",
+            "subject",
+            "cost",
+            "direction",
+            "conversation_id",
+            "support",
+            "labels",
+        ),
         ("id", "customer_id", "date"),
         _interaction,
     ),
