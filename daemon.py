@@ -35,6 +35,8 @@ from config import (
     parse_duration,
 )
 from config.models import LoggingConfig, SourceConfig
+from connectors.base import Authorizing, Reporting, SettingUp
+from connectors.errors import ConnectorError
 from sync.cycle import CycleOutcome, SyncService
 from sync.db import (
     LedgerError,
@@ -53,7 +55,7 @@ from sync.runs import (
     mark_interrupted,
     quarantine_counts,
 )
-from sync.tokens import generate_key
+from sync.tokens import TokenKeyError, generate_key
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -403,6 +405,8 @@ def status(config: ConfigOption = None) -> None:
             else f"{failure.started_at:%Y-%m-%d %H:%M} UTC: {failure.error}",
         )
         table.add_row("next run", _next_run(source, None if run is None else run.started_at))
+        for note in _status_notes(settings, engine, source):
+            table.add_row("[yellow]warning[/]", note)
         console.print(table)
     step = last_run(engine, None)
     if step is not None:
@@ -423,6 +427,15 @@ def status(config: ConfigOption = None) -> None:
     summary.add_row("quarantined records", f"{totals.quarantined:,}", "")
     summary.add_row("pushed field values", f"{totals.pushed_values:,}", "")
     console.print(summary)
+
+
+def _status_notes(settings: AppConfig, engine: Engine, source: SourceConfig) -> list[str]:
+    """The connector's own warnings (an expiring grant ...); a broken one is a warning too."""
+    try:
+        connector = SyncService(settings, engine).connector(source)
+        return list(connector.status_notes()) if isinstance(connector, Reporting) else []
+    except (ConnectorError, TokenKeyError) as error:
+        return [_first_line(error)]
 
 
 def _next_run(source: SourceConfig, last_started: datetime | None) -> str:
@@ -539,6 +552,69 @@ def push(
         raise typer.Exit(EXIT_FAILED)
 
 
+class TerminalConsole:
+    """The admin's terminal for ``auth`` and ``setup``; no terminal means a clear error."""
+
+    def say(self, text: str) -> None:
+        console.print(text, highlight=False)
+
+    def ask(self, question: str) -> str:
+        if not sys.stdin.isatty():
+            fail(f"{question} - this needs an answer typed at a terminal; run it interactively")
+        return str(typer.prompt(question))
+
+
+def source_named(settings: AppConfig, name: str) -> SourceConfig:
+    """A source by its name, or by its type when exactly one source has that type."""
+    by_type = [source for source in settings.sources if source.type == name]
+    for source in settings.sources:
+        if source.name == name:
+            return source
+    if len(by_type) == 1:
+        return by_type[0]
+    known = ", ".join(f"{source.name} ({source.type})" for source in settings.sources)
+    fail(f"no source named {name!r} in the config; the sources are: {known}", EXIT_CONFIG)
+
+
+@app.command()
+def auth(
+    source_name: Annotated[str, typer.Argument(metavar="SOURCE", help="Source name or type.")],
+    config: ConfigOption = None,
+) -> None:
+    """Connect a source that needs the admin's consent (OAuth), and store its tokens."""
+    settings = load(config)
+    engine = open_ledger(settings)
+    source = source_named(settings, source_name)
+    connector = SyncService(settings, engine).connector(source)
+    if not isinstance(connector, Authorizing):
+        fail(f"source {source.name!r} ({source.type}) needs no authorization", EXIT_CONFIG)
+    try:
+        connector.authorize(TerminalConsole())
+    except (ConnectorError, TokenKeyError) as error:
+        fail(str(error))
+
+
+@app.command()
+def setup(
+    source_name: Annotated[str, typer.Argument(metavar="SOURCE", help="Source name or type.")],
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be created; create nothing.")
+    ] = False,
+) -> None:
+    """Create what pushing needs in the remote system (custom-field definitions ...)."""
+    settings = load(config)
+    engine = open_ledger(settings)
+    source = source_named(settings, source_name)
+    connector = SyncService(settings, engine).connector(source)
+    if not isinstance(connector, SettingUp):
+        fail(f"source {source.name!r} ({source.type}) needs no setup", EXIT_CONFIG)
+    try:
+        connector.set_up(TerminalConsole(), dry_run)
+    except (ConnectorError, TokenKeyError) as error:
+        fail(str(error))
+
+
 @app.command("generate-key")
 def generate_key_command() -> None:
     """Print a new key for CLM_SYNC_SECRET_KEY (encrypts stored OAuth tokens)."""
@@ -567,7 +643,7 @@ def demo(
         console.print(
             f"Generating a business of {customers:,} people (seed {seed}) in {folder} ..."
         )
-        config_path, as_of = prepare_demo(folder, customers, seed)
+        config_path, as_of = prepare_demo(folder, customers, seed, stack)
         settings = load(config_path)
         setup_logging(LoggingConfig(level="WARNING"))
         engine = open_ledger(settings)

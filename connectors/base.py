@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from connectors.records import FieldUpdate, Record, RecordKind, Rejected
@@ -103,3 +104,69 @@ class Connector(Protocol):
     def streams(self) -> Sequence[Stream]: ...
 
     def writer(self) -> Writer | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """A system's OAuth tokens as the ledger keeps them (encrypted at rest)."""
+
+    payload: dict[str, Any]
+    access_expires_at: datetime | None
+    refresh_expires_at: datetime | None
+
+
+class TokenVault(Protocol):
+    """Where a connector keeps OAuth tokens: the ledger, encrypted (``sync.tokens``).
+
+    ``save`` commits before it returns, so a rotated refresh token is safe before it is used.
+    """
+
+    def save(
+        self,
+        system: str,
+        payload: Mapping[str, Any],
+        access_expires_at: datetime | None = None,
+        refresh_expires_at: datetime | None = None,
+    ) -> None: ...
+
+    def load(self, system: str) -> StoredToken | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorContext:
+    """What the service hands a connector besides its YAML: the token vault."""
+
+    tokens: TokenVault
+
+
+class Console(Protocol):
+    """The admin's terminal, for the interactive commands (``auth``, ``setup``)."""
+
+    def say(self, text: str) -> None: ...
+
+    def ask(self, question: str) -> str: ...
+
+
+@runtime_checkable
+class Authorizing(Protocol):
+    """A connector whose system needs an interactive consent (``clm-sync auth SOURCE``)."""
+
+    def authorize(self, console: Console) -> None:
+        """Walk the admin through the consent flow and save the tokens in the vault."""
+        ...
+
+
+@runtime_checkable
+class SettingUp(Protocol):
+    """A connector that creates remote definitions first (``clm-sync setup SOURCE``)."""
+
+    def set_up(self, console: Console, dry_run: bool) -> None:
+        """Create what the push needs (custom-field definitions ...); say what was done."""
+        ...
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A connector with warnings for ``clm-sync status`` (a token about to expire ...)."""
+
+    def status_notes(self) -> Sequence[str]: ...

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from config.models import AppConfig, CsvSource, SourceConfig
-from connectors.base import Connector
+from connectors.base import Connector, ConnectorContext
 from connectors.csv import CsvConnector
 
 
-def build_connector(source: SourceConfig, app: AppConfig) -> Connector:
+def build_connector(
+    source: SourceConfig,
+    app: AppConfig,
+    context: ConnectorContext,  # noqa: ARG001 (CSV keeps no tokens; the network sources do)
+) -> Connector:
     """The connector for one configured source."""
     match source:
         case CsvSource():

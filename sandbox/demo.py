@@ -7,6 +7,8 @@ command works on the demo ledger. The connector issues add their simulated serve
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -39,20 +41,34 @@ sources:
         - {metric: last_purchase, field: last_purchase, format: "%Y-%m-%d"}
 """
 
+DemoSource = Callable[[BusinessSpec, Path, ExitStack], str]
+"""Starts a stand-in server for the demo and returns its source entry for the demo YAML.
 
-def prepare_demo(folder: Path, customers: int, seed: int) -> tuple[Path, datetime]:
+Called with the business, the demo folder and an exit stack that lives as long as the demo
+cycle (register the server's stop on it); returns a YAML list item indented for `sources:`.
+"""
+
+DEMO_SOURCES: list[DemoSource] = []
+"""The stand-ins `clm-sync demo` runs next to the CSV export, in this order."""
+
+
+def prepare_demo(
+    folder: Path, customers: int, seed: int, servers: ExitStack
+) -> tuple[Path, datetime]:
     """Write the business and its config into ``folder``.
 
     Returns the config's path and the end of the business's history, the moment the demo's
     metrics are computed as of (recency counted from today would make everyone look lost).
     An existing demo folder is reused: the export is rewritten (same seed, same files) and the
-    ledger kept, so a second demo run shows an incremental cycle.
+    ledger kept, so a second demo run shows an incremental cycle. Stand-in servers started
+    for the demo stop when ``servers`` closes.
     """
     folder.mkdir(parents=True, exist_ok=True)
     spec = BusinessSpec(seed=seed, customers=customers)
     write_csv_folder(spec, folder / EXPORTS_FOLDER)
     config_path = folder / CONFIG_NAME
-    config_path.write_text(DEMO_CONFIG, encoding="utf-8")
+    extra = "".join(start(spec, folder, servers) for start in DEMO_SOURCES)
+    config_path.write_text(DEMO_CONFIG + extra, encoding="utf-8")
     return config_path, datetime.combine(spec.as_of, time(23, 59, 59), UTC)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.models import AppConfig, SourceConfig
-from connectors.base import Connector
+from connectors.base import Connector, ConnectorContext
 from connectors.errors import ConnectorError
 from connectors.registry import build_connector
 from sync.figures import FiguresResult, compute_figures
@@ -28,6 +28,7 @@ from sync.push import PushConfigError, PushResult, mapping_problems, push_system
 from sync.reconcile import ReconcileResult, reconcile
 from sync.rows import RowContext
 from sync.runs import RunStatus, finish_run, start_run
+from sync.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ class SyncService:
 
     def connector(self, source: SourceConfig) -> Connector:
         if source.name not in self._connectors:
-            self._connectors[source.name] = build_connector(source, self.app)
+            context = ConnectorContext(tokens=TokenStore(self.engine))
+            self._connectors[source.name] = build_connector(source, self.app, context)
         return self._connectors[source.name]
 
     def pull(self, source_name: str) -> SourceOutcome:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Engine, delete, insert, select
 
+from connectors.base import StoredToken
 from sync.ledger import OAuthToken
 
 SECRET_KEY_ENV = "CLM_SYNC_SECRET_KEY"  # noqa: S105 (the variable's name, not a secret)
@@ -48,17 +48,19 @@ def key_from_environment(environ: Mapping[str, str] | None = None) -> Fernet:
         ) from None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredToken:
-    payload: dict[str, Any]
-    access_expires_at: datetime | None
-    refresh_expires_at: datetime | None
-
-
 class TokenStore:
-    def __init__(self, engine: Engine, fernet: Fernet) -> None:
+    """The ledger's token vault. Without an explicit key it reads ``CLM_SYNC_SECRET_KEY`` on
+    first use, so sources without tokens (CSV) run without a key configured."""
+
+    def __init__(self, engine: Engine, fernet: Fernet | None = None) -> None:
         self.engine = engine
-        self.fernet = fernet
+        self._fernet = fernet
+
+    @property
+    def fernet(self) -> Fernet:
+        if self._fernet is None:
+            self._fernet = key_from_environment()
+        return self._fernet
 
     def save(
         self,

@@ -150,3 +150,27 @@ def test_docs_list_every_metric() -> None:
     page = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
     listed = re.findall(r"^\| `(\w+)` \|", page, flags=re.MULTILINE)
     assert listed == list(METRICS)
+
+
+@pytest.mark.parametrize(
+    ("command", "source", "expected"),
+    [
+        ("auth", "exports", "source 'exports' (csv) needs no authorization"),
+        ("setup", "csv", "source 'exports' (csv) needs no setup"),
+        ("auth", "quickbooks", "no source named 'quickbooks' in the config; the sources are: "),
+    ],
+)
+def test_auth_and_setup_name_the_source_and_say_when_there_is_nothing_to_do(
+    tmp_path: Path, command: str, source: str, expected: str
+) -> None:
+    (tmp_path / "exports").mkdir()
+    config = tmp_path / "clm-sync.yaml"
+    config.write_text(
+        "ledger: sqlite:///ledger.db\nsources:\n  - {name: exports, type: csv, path: ./exports}\n",
+        encoding="utf-8",
+    )
+
+    result = clm_sync(command, source, "--config", str(config))
+
+    assert result.returncode == 2, result.stderr
+    assert expected in " ".join(result.stderr.split()), result.stderr
