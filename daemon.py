@@ -476,8 +476,12 @@ def migrate_command(config: ConfigOption = None) -> None:
     settings = load(config)
     try:
         engine = create_ledger_engine(settings.ledger)
-        with held_ledger(engine):
+        # The lock only: marking interrupted runs needs the `run` table, which an empty or
+        # outdated ledger may not have (yet, or in this shape).
+        with ledger_lock(engine):
             before, after = migrate(engine)
+    except LedgerBusyError as error:
+        fail(str(error))
     except (SQLAlchemyError, OSError) as error:
         fail(f"cannot migrate the ledger: {_first_line(error)}")
     if before == after:

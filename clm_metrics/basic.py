@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
@@ -75,10 +75,13 @@ def customer_figures(purchases: Iterable[Purchase], as_of: datetime) -> Customer
             first = purchase.occurred_at
         if last is None or purchase.occurred_at > last:
             last = purchase.occurred_at
+    # Dates are UTC dates whatever the zone of the inputs (METRICS says so).
+    first_day = None if first is None else first.astimezone(UTC).date()
+    last_day = None if last is None else last.astimezone(UTC).date()
     return CustomerFigures(
         orders=orders,
         net_revenue=net.quantize(CENT, rounding=ROUND_HALF_EVEN),
-        first_purchase=None if first is None else first.date(),
-        last_purchase=None if last is None else last.date(),
-        recency_days=None if last is None else (as_of.date() - last.date()).days,
+        first_purchase=first_day,
+        last_purchase=last_day,
+        recency_days=None if last_day is None else (as_of.astimezone(UTC).date() - last_day).days,
     )

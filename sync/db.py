@@ -16,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
@@ -124,7 +125,21 @@ def ensure_current_schema(engine: Engine) -> None:
             "the ledger database holds tables but no clm-sync schema version; point `ledger:` "
             "at an empty database or at an existing clm-sync ledger"
         )
+    if not _is_known(current):
+        # `clm-sync migrate` cannot help here: it cannot go back to a schema it does not know.
+        raise LedgerError(
+            f"the ledger schema is at revision {current}, which this clm-sync (schema {head}) "
+            "does not know: a newer clm-sync wrote it; install that version again, or restore "
+            "the ledger backup taken before it was migrated"
+        )
     raise LedgerError(
         f"the ledger schema is at revision {current}, this clm-sync needs {head}; back up the "
         "ledger, then run `clm-sync migrate`"
     )
+
+
+def _is_known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False

@@ -70,7 +70,8 @@ def render(value: Any, spec: str) -> str:
         except ValueError as error:
             raise PushConfigError(f"format {spec!r} cannot apply to {value!r}: {error}") from None
     try:
-        number = Decimal(str(value))
+        # Integers keep their own type, so integer specs such as 'd' apply to counts.
+        number = value if isinstance(value, int) else Decimal(str(value))
         return format(number, spec)
     except (InvalidOperation, ValueError) as error:
         raise PushConfigError(f"format {spec!r} cannot apply to {value!r}: {error}") from None
