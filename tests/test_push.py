@@ -391,7 +391,7 @@ def test_a_failing_system_is_reported_and_the_others_are_pushed(
     )
     writers = {"shop": FakeWriter(fail_on_call=1), "books": FakeWriter()}
 
-    def fake_connector(source: Any, _app: AppConfig) -> Connector:
+    def fake_connector(source: Any, _app: AppConfig, _context: object) -> Connector:
         return FakeConnector(source.name, writers[source.name])
 
     monkeypatch.setattr("sync.cycle.build_connector", fake_connector)

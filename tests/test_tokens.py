@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
+from connectors.base import StoredToken
 from sync.ledger import OAuthToken
 from sync.tokens import (
     SECRET_KEY_ENV,
-    StoredToken,
     TokenKeyError,
     TokenStore,
     generate_key,
