@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, inser
 
 from connectors.base import Cursor, Origin, Page, Stream
 from connectors.records import Record, Rejected
+from sync.bulk import id_filters, insert_rows
 from sync.ledger import SOURCE_TABLES, IngestSeen, QuarantineRow, StreamCursor
 from sync.rows import (
     InvalidRecord,
@@ -33,8 +34,6 @@ from sync.rows import (
 
 # Quarantine keeps the payload as received, up to this size; the location says where the rest is.
 MAX_RAW_CHARS = 1_000_000
-# Stay well under SQLite's limit on bound parameters in one statement.
-IN_CLAUSE_CHUNK = 900
 
 _SEEN = IngestSeen.__table__  # type: ignore[attr-defined]
 _QUARANTINE = QuarantineRow.__table__  # type: ignore[attr-defined]
@@ -63,11 +62,6 @@ class _PagePlan:
     quarantine: list[Rejected] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     counts: IngestCounts = field(default_factory=IngestCounts)
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), IN_CLAUSE_CHUNK):
-        yield items[start : start + IN_CLAUSE_CHUNK]
 
 
 def load_cursor(connection: Connection, system: str, stream: str) -> Cursor:
@@ -226,13 +220,13 @@ class StreamIngest:
         rejected_ids = {r.external_id for r in plan.quarantine if r.external_id}
         ids = list(dict.fromkeys([*candidates, *rejected_ids]))
         already: set[str] = set()
-        for chunk in _chunks(ids):
+        for among_ids in id_filters(connection, _SEEN.c.external_id, ids):
             already.update(
                 connection.execute(
                     select(_SEEN.c.external_id).where(
                         _SEEN.c.system == self.system,
                         _SEEN.c.stream == self.stream.name,
-                        _SEEN.c.external_id.in_(chunk),
+                        among_ids,
                     )
                 ).scalars()
             )
@@ -252,14 +246,14 @@ class StreamIngest:
     ) -> dict[str, tuple[int, str, bool]]:
         table = self.table
         found: dict[str, tuple[int, str, bool]] = {}
-        for chunk in _chunks(ids):
+        for among_ids in id_filters(connection, table.c.external_id, ids):
             rows = connection.execute(
                 select(
                     table.c.external_id, table.c.id, table.c.content_hash, table.c.deleted
                 ).where(
                     table.c.system == self.system,
                     table.c.stream == self.stream.name,
-                    table.c.external_id.in_(chunk),
+                    among_ids,
                 )
             )
             for external_id, row_id, digest, deleted in rows:
@@ -309,7 +303,7 @@ class StreamIngest:
         if plan.inserts:
             stamp: dict[str, Any] = {"system": self.system, "stream": self.stream.name}
             stamp |= {"first_seen_at": now, "updated_at": now}
-            connection.execute(insert(table), [row | stamp for row in plan.inserts])
+            insert_rows(connection, table, plan.inserts, same_for_all=stamp)
         for columns, rows in _group_by_columns(plan.updates).items():
             statement = (
                 update(table)
@@ -319,21 +313,20 @@ class StreamIngest:
             )
             connection.execute(statement, rows)
         if plan.seen:
-            connection.execute(
-                insert(_SEEN),
-                [
-                    {
-                        "system": self.system,
-                        "stream": self.stream.name,
-                        "external_id": external_id,
-                        "pass_id": page.pass_id,
-                    }
-                    for external_id in plan.seen
-                ],
+            insert_rows(
+                connection,
+                _SEEN,
+                [{"external_id": external_id} for external_id in plan.seen],
+                same_for_all={
+                    "system": self.system,
+                    "stream": self.stream.name,
+                    "pass_id": page.pass_id,
+                },
             )
         if plan.quarantine:
-            connection.execute(
-                insert(_QUARANTINE),
+            insert_rows(
+                connection,
+                _QUARANTINE,
                 [self._quarantine_row(rejected, run_id, now) for rejected in plan.quarantine],
             )
             plan.counts.quarantined = len(plan.quarantine)

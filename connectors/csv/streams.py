@@ -53,16 +53,17 @@ class Cells:
     """A row's cells by default column name, after the YAML renames."""
 
     def __init__(self, cells: list[str], index: dict[str, int], settings: CsvSettings) -> None:
-        self._cells = cells
-        self._index = index
+        count = len(cells)
+        # every cell stripped once, empty ones left out: the mappers ask for each several times
+        self._values = {
+            column: value
+            for column, position in index.items()
+            if position < count and (value := cells[position].strip())
+        }
         self._settings = settings
 
     def text(self, column: str) -> str | None:
-        position = self._index.get(column)
-        if position is None or position >= len(self._cells):
-            return None
-        value = self._cells[position].strip()
-        return value or None
+        return self._values.get(column)
 
     def required(self, column: str) -> str:
         value = self.text(column)
