@@ -24,6 +24,7 @@ from connectors.base import Cursor, Origin, Page, Stream
 from connectors.records import Record, Rejected
 from sync.bulk import id_filters, insert_rows
 from sync.ledger import SOURCE_TABLES, IngestSeen, QuarantineRow, StreamCursor
+from sync.prefetch import Prefetched
 from sync.rows import (
     InvalidRecord,
     RowContext,
@@ -130,15 +131,17 @@ class StreamIngest:
         with self.engine.connect() as connection:
             cursor = load_cursor(connection, self.system, self.stream.name)
             self._pass_in_seen = self._current_seen_pass(connection)
-        for page in self.stream.pages(cursor):
-            counts = self.apply(page, run_id)
-            total.add(counts)
-            if _is_power_of_two(total.pages):
-                self._refresh_statistics()
-            if on_page is not None:
-                on_page(counts)
-            if stop is not None and stop.is_set():
-                break
+        fetching = Prefetched(self.stream.pages(cursor), f"fetch {self.system}/{self.stream.name}")
+        with fetching as pages:
+            for page in pages:
+                counts = self.apply(page, run_id)
+                total.add(counts)
+                if _is_power_of_two(total.pages):
+                    self._refresh_statistics()
+                if on_page is not None:
+                    on_page(counts)
+                if stop is not None and stop.is_set():
+                    break
         return total
 
     def _refresh_statistics(self) -> None:
