@@ -1,0 +1,347 @@
+"""The probabilistic matcher: a Splink model on DuckDB over the match features.
+
+Comparisons are written as plain SQL levels so the whole model — levels, blocking rules and
+trained m/u probabilities — is one JSON document the ledger stores. The built-in document
+carries prior m/u values so a small ledger matches sensibly before any training;
+:func:`train` re-estimates them unsupervised (u by random sampling, m by EM on blocks that
+leave each comparison free in turn).
+
+Blocking rules keep the candidate pairs near-linear: exact e-mail, exact phone, postcode with
+street number, and last name with canonical first name inside a postcode area.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from splink import DuckDBAPI, Linker, block_on
+from splink.internals.splink_dataframe import SplinkDataFrame
+
+from sync.identity.features import FEATURE_COLUMNS
+
+TRAINING_PAIRS = 1_000_000
+"""Random pairs sampled to estimate the u probabilities."""
+EM_PAIRS = 2_000_000
+"""Blocked pairs at most per EM session."""
+DETERMINISTIC_RECALL = 0.7
+"""Share of true matches the exact e-mail / phone rules are assumed to find (for the prior)."""
+
+
+def _jw(column: str, threshold: float) -> str:
+    return f"jaro_winkler_similarity({column}_l, {column}_r) >= {threshold}"
+
+
+def _null(*columns: str) -> dict[str, Any]:
+    condition = " OR ".join(f"{c}_l IS NULL OR {c}_r IS NULL" for c in columns)
+    return {"sql_condition": condition, "label_for_charts": "missing", "is_null_level": True}
+
+
+def _level(condition: str, label: str, m: float, u: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "sql_condition": condition,
+        "label_for_charts": label,
+        "m_probability": m,
+        "u_probability": u,
+        **extra,
+    }
+
+
+def _else(m: float, u: float) -> dict[str, Any]:
+    return _level("ELSE", "different", m, u)
+
+
+def _comparison(name: str, levels: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"output_column_name": name, "comparison_levels": levels}
+
+
+def _comparisons() -> list[dict[str, Any]]:
+    tf_first = {"tf_adjustment_column": "first_name", "tf_adjustment_weight": 1.0}
+    tf_last = {"tf_adjustment_column": "last_name", "tf_adjustment_weight": 1.0}
+    return [
+        _comparison(
+            "first_name",
+            [
+                _null("first_name"),
+                _level("first_name_l = first_name_r", "exact", 0.8, 0.005, **tf_first),
+                _level("first_canonical_l = first_canonical_r", "nickname", 0.06, 0.001),
+                _level("first_name_l = last_name_r", "swapped with last name", 0.01, 0.0001),
+                _level(_jw("first_name", 0.92), "Jaro-Winkler >= 0.92", 0.06, 0.003),
+                _level(_jw("first_name", 0.8), "Jaro-Winkler >= 0.8", 0.03, 0.03),
+                _level(
+                    "(length(first_name_l) = 1 OR length(first_name_r) = 1)"
+                    " AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)",
+                    "initial",
+                    0.02,
+                    0.01,
+                ),
+                _else(0.01, 0.95),
+            ],
+        ),
+        _comparison(
+            "last_name",
+            [
+                _null("last_name"),
+                _level("last_name_l = last_name_r", "exact", 0.85, 0.003, **tf_last),
+                _level("last_name_l = first_name_r", "swapped with first name", 0.01, 0.0001),
+                _level(_jw("last_name", 0.92), "Jaro-Winkler >= 0.92", 0.08, 0.002),
+                _level(_jw("last_name", 0.8), "Jaro-Winkler >= 0.8", 0.03, 0.03),
+                _else(0.03, 0.965),
+            ],
+        ),
+        _comparison(
+            "email",
+            [
+                _null("email"),
+                _level("email_l = email_r", "exact", 0.4, 0.00001),
+                _level("email_local_l = email_local_r", "same local part", 0.1, 0.0005),
+                _level("email_domain_l = email_domain_r", "same company domain", 0.05, 0.001),
+                _else(0.45, 0.9985),
+            ],
+        ),
+        _comparison(
+            "phone",
+            [
+                _null("phone"),
+                _level("phone_l = phone_r", "exact", 0.4, 0.00001),
+                _level("phone_last7_l = phone_last7_r", "same last 7 digits", 0.05, 0.0001),
+                _else(0.55, 0.99989),
+            ],
+        ),
+        _comparison(
+            "company",
+            [
+                _null("company"),
+                _level("company_l = company_r", "exact", 0.6, 0.001),
+                _level(_jw("company", 0.9), "Jaro-Winkler >= 0.9", 0.1, 0.005),
+                _else(0.3, 0.994),
+            ],
+        ),
+        _comparison(
+            "postcode",
+            [
+                _null("postcode"),
+                _level("postcode_l = postcode_r", "exact", 0.9, 0.001),
+                _level("substr(postcode_l, 1, 3) = substr(postcode_r, 1, 3)", "area", 0.05, 0.05),
+                _else(0.05, 0.949),
+            ],
+        ),
+        _comparison(
+            "address",
+            [
+                _null("street"),
+                _level(
+                    "street_number_l = street_number_r AND street_l = street_r",
+                    "exact",
+                    0.85,
+                    0.00002,
+                ),
+                _level(
+                    f"street_number_l = street_number_r AND {_jw('street', 0.8)}",
+                    "same number, similar street",
+                    0.05,
+                    0.0002,
+                ),
+                _level("street_number_l = street_number_r", "same number", 0.02, 0.001),
+                _else(0.08, 0.99878),
+            ],
+        ),
+    ]
+
+
+BLOCKING_RULES = (
+    block_on("email"),
+    block_on("phone"),
+    block_on("postcode", "street_number"),
+    block_on("last_name", "first_canonical", "substr(postcode, 1, 3)"),
+)
+
+_TRAINING_BLOCKS = (
+    block_on("email"),
+    block_on("postcode", "street_number"),
+    block_on("phone"),
+)
+_DETERMINISTIC = ("l.email = r.email", "l.phone = r.phone")
+
+
+def default_settings() -> dict[str, Any]:
+    """The untrained model: comparisons, blocking rules and prior m/u probabilities."""
+    return {
+        "link_type": "dedupe_only",
+        "unique_id_column_name": "unique_id",
+        "probability_two_random_records_match": 0.0001,
+        "comparisons": _comparisons(),
+        "blocking_rules_to_generate_predictions": [
+            rule.get_blocking_rule("duckdb").as_dict()  # type: ignore[no-untyped-call]
+            for rule in BLOCKING_RULES
+        ],
+        "retain_intermediate_calculation_columns": False,
+        "retain_matching_columns": False,
+    }
+
+
+def features_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(rows), columns=list(FEATURE_COLUMNS))
+    frame["unique_id"] = frame["unique_id"].astype("int64")
+    return frame
+
+
+def _linker(frame: pd.DataFrame, settings: dict[str, Any]) -> tuple[Linker, SplinkDataFrame]:
+    api = DuckDBAPI()
+    table = api.register(frame, dataset_display_name="customers")
+    linker = Linker(table, settings, log_level=logging.ERROR)
+    return linker, table
+
+
+def train(frame: pd.DataFrame, *, seed: int = 1) -> dict[str, Any]:
+    """An EM-trained model for these records, starting from the built-in one."""
+    linker, _ = _linker(frame, default_settings())
+    pairs = len(frame) * (len(frame) - 1) / 2
+    linker.training.estimate_probability_two_random_records_match(
+        list(_DETERMINISTIC), recall=DETERMINISTIC_RECALL
+    )
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=min(TRAINING_PAIRS, pairs), seed=seed
+    )
+    for rule in _TRAINING_BLOCKS:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, max_pairs=EM_PAIRS, record_sample_proportion=1.0
+        )
+    return linker.misc.save_model_to_json()
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Scored candidate pairs (``unique_id_l < unique_id_r``) and how many were compared."""
+
+    pairs: pd.DataFrame
+    compared: int
+
+
+def _collect(linker: Linker, predictions: SplinkDataFrame, threshold: float) -> Scored:
+    # The table name is Splink's own and the threshold a float: nothing user-typed is spliced.
+    name = predictions.physical_name
+    counted = linker.misc.query_sql(  # type: ignore[no-untyped-call]
+        f"SELECT count(*) AS n FROM {name}",  # noqa: S608
+        output_type="pandas",
+    )
+    kept = linker.misc.query_sql(  # type: ignore[no-untyped-call]
+        "SELECT least(unique_id_l, unique_id_r) AS unique_id_l,"  # noqa: S608
+        " greatest(unique_id_l, unique_id_r) AS unique_id_r,"
+        f" match_probability, match_weight FROM {name}"
+        f" WHERE match_probability >= {float(threshold)}",
+        output_type="pandas",
+    )
+    return Scored(kept, int(counted["n"].iloc[0]))
+
+
+def score_all(frame: pd.DataFrame, settings: dict[str, Any], threshold: float) -> Scored:
+    """Every blocked pair of ``frame`` scored; pairs at or above ``threshold`` kept."""
+    if len(frame) < 2:
+        return Scored(empty_pairs(), 0)
+    linker, _ = _linker(frame, settings)
+    predictions = linker.inference.predict(warning_mode="never")
+    return _collect(linker, predictions, threshold)
+
+
+def score_new(
+    frame: pd.DataFrame, new_ids: Sequence[int], settings: dict[str, Any], threshold: float
+) -> Scored:
+    """Only pairs involving a record of ``new_ids``: new with old, and new with new.
+
+    Term frequencies come from the whole of ``frame``, as in a full run.
+    """
+    is_new = frame["unique_id"].isin(list(new_ids))
+    if not is_new.any() or len(frame) < 2:
+        return Scored(empty_pairs(), 0)
+    linker, _ = _linker(frame, settings)
+    for column in ("first_name", "last_name"):
+        linker.table_management.compute_tf_table(column)
+    api = linker._db_api
+    new = api.register(frame[is_new].reset_index(drop=True), dataset_display_name="new_records")
+    parts = [linker.inference.predict_within(new, warning_mode="never")]
+    if not is_new.all():
+        old = api.register(
+            frame[~is_new].reset_index(drop=True), dataset_display_name="old_records"
+        )
+        parts.append(linker.inference.predict_between(old, new, warning_mode="never"))
+    scored = [_collect(linker, part, threshold) for part in parts]
+    return Scored(
+        pd.concat([s.pairs for s in scored], ignore_index=True), sum(s.compared for s in scored)
+    )
+
+
+def empty_pairs() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "unique_id_l": pd.Series(dtype="int64"),
+            "unique_id_r": pd.Series(dtype="int64"),
+            "match_probability": pd.Series(dtype="float64"),
+            "match_weight": pd.Series(dtype="float64"),
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    comparison: str
+    level: str
+    match_weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a pair scores as it does: the prior plus one weight per comparison."""
+
+    prior_weight: float
+    contributions: tuple[Contribution, ...]
+    match_weight: float
+    match_probability: float
+
+
+def explain(frame: pd.DataFrame, settings: dict[str, Any], left: int, right: int) -> Explanation:
+    """Each comparison's match weight (term-frequency adjustment included) for one pair.
+
+    The weights add up, with the prior, to the pair's match weight; its probability is
+    ``2**w / (1 + 2**w)``. Term frequencies come from all of ``frame``.
+    """
+    explained = {**settings, "retain_intermediate_calculation_columns": True}
+    linker, _ = _linker(frame, explained)
+    records = frame.set_index("unique_id")
+    row_left = {k: _plain(v) for k, v in records.loc[left].items()} | {"unique_id": left}
+    row_right = {k: _plain(v) for k, v in records.loc[right].items()} | {"unique_id": right}
+    pair = linker.inference.score_pair(row_left, row_right)
+    scored = pair.as_pandas_dataframe().iloc[0]  # type: ignore[no-untyped-call]
+    prior = float(settings["probability_two_random_records_match"])
+    prior_weight = math.log2(prior / (1 - prior))
+    contributions = []
+    for comparison in settings["comparisons"]:
+        name = comparison["output_column_name"]
+        gamma = int(scored[f"gamma_{name}"])
+        weight = float(scored[f"mw_{name}"])
+        tf_column = f"mw_tf_adj_{name}"
+        if tf_column in scored.index and not pd.isna(scored[tf_column]):
+            weight += float(scored[tf_column])
+        contributions.append(Contribution(name, _level_label(comparison, gamma), weight))
+    return Explanation(
+        prior_weight,
+        tuple(contributions),
+        float(scored["match_weight"]),
+        float(scored["match_probability"]),
+    )
+
+
+def _plain(value: object) -> object:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _level_label(comparison: dict[str, Any], gamma: int) -> str:
+    """The label of the level with comparison vector value ``gamma`` (-1 is the null level)."""
+    if gamma == -1:
+        return "missing"
+    levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+    return str(levels[len(levels) - 1 - gamma]["label_for_charts"])
