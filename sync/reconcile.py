@@ -60,6 +60,7 @@ _SCORED = MatchScored.__table__  # type: ignore[attr-defined]
 _HISTORY = LinkHistory.__table__  # type: ignore[attr-defined]
 
 _BATCH = 900
+MODEL_RULE = "model"
 """Ids per IN (...) list: below SQLite's old 999-parameter limit."""
 
 
@@ -244,7 +245,7 @@ def _model_links(connection: Connection, threshold: float) -> list[Link]:
             _PAIR.c.probability >= threshold
         )
     ).tuples()
-    return [Link(a, b, p, f"model {p:.3f}") for a, b, p in rows]
+    return [Link(a, b, p, MODEL_RULE) for a, b, p in rows]
 
 
 def _assign(

@@ -121,5 +121,5 @@ def test_explain_weights_add_up_to_the_probability() -> None:
     levels = {c.comparison: c.level for c in why.contributions}
     assert levels["first_name"] == "nickname"
     assert levels["last_name"] == "Jaro-Winkler >= 0.92"
-    assert levels["address"] == "exact"
+    assert levels["address"] == "same street, number and postcode"
     assert why.match_probability > 0.95

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from nameparser import HumanName
 
-from sync.identity.nicknames import canonical_first_name
+from sync.identity.nicknames import name_groups
 
 FEATURE_COLUMNS = (
     "unique_id",
     "first_name",
     "last_name",
     "first_canonical",
+    "first_groups",
     "email",
     "email_local",
     "email_domain",
@@ -192,6 +193,7 @@ def street_parts(line: str | None) -> tuple[str | None, str | None]:
 
 def features(item: CustomerInput) -> dict[str, object]:
     first, last = person_names(item)
+    groups = sorted(name_groups(first)) if first else None
     email = item.email.lower() if item.email else None
     local = domain = None
     if email and "@" in email:
@@ -205,7 +207,8 @@ def features(item: CustomerInput) -> dict[str, object]:
         "unique_id": item.unique_id,
         "first_name": first,
         "last_name": last,
-        "first_canonical": canonical_first_name(first) if first else None,
+        "first_canonical": groups[0] if groups else None,
+        "first_groups": groups,
         "email": email,
         "email_local": local,
         "email_domain": domain,

@@ -68,7 +68,7 @@ def _comparisons() -> list[dict[str, Any]]:
             [
                 _null("first_name"),
                 _level("first_name_l = first_name_r", "exact", 0.8, 0.005, **tf_first),
-                _level("first_canonical_l = first_canonical_r", "nickname", 0.06, 0.001),
+                _level("list_has_any(first_groups_l, first_groups_r)", "nickname", 0.06, 0.001),
                 _level("first_name_l = last_name_r", "swapped with last name", 0.01, 0.0001),
                 _level(_jw("first_name", 0.92), "Jaro-Winkler >= 0.92", 0.06, 0.003),
                 _level(_jw("first_name", 0.8), "Jaro-Winkler >= 0.8", 0.03, 0.03),
@@ -79,7 +79,9 @@ def _comparisons() -> list[dict[str, Any]]:
                     0.02,
                     0.01,
                 ),
-                _else(0.01, 0.95),
+                # Fixed, not trained: EM cannot tell a household (same surname and address)
+                # from one person, and would learn that a different first name is common.
+                _level("ELSE", "different", 0.002, 0.95, fix_m_probability=True),
             ],
         ),
         _comparison(
@@ -122,32 +124,39 @@ def _comparisons() -> list[dict[str, Any]]:
             ],
         ),
         _comparison(
-            "postcode",
-            [
-                _null("postcode"),
-                _level("postcode_l = postcode_r", "exact", 0.9, 0.001),
-                _level("substr(postcode_l, 1, 3) = substr(postcode_r, 1, 3)", "area", 0.05, 0.05),
-                _else(0.05, 0.949),
-            ],
-        ),
-        _comparison(
             "address",
             [
-                _null("street"),
+                {
+                    "sql_condition": "(street_l IS NULL AND postcode_l IS NULL)"
+                    " OR (street_r IS NULL AND postcode_r IS NULL)",
+                    "label_for_charts": "missing",
+                    "is_null_level": True,
+                },
                 _level(
-                    "street_number_l = street_number_r AND street_l = street_r",
-                    "exact",
-                    0.85,
+                    "street_number_l = street_number_r AND street_l = street_r"
+                    " AND postcode_l = postcode_r",
+                    "same street, number and postcode",
+                    0.8,
                     0.00002,
                 ),
                 _level(
-                    f"street_number_l = street_number_r AND {_jw('street', 0.8)}",
-                    "same number, similar street",
+                    "street_number_l = street_number_r AND street_l = street_r",
+                    "same street and number",
                     0.05,
-                    0.0002,
+                    0.00001,
                 ),
-                _level("street_number_l = street_number_r", "same number", 0.02, 0.001),
-                _else(0.08, 0.99878),
+                _level(
+                    f"street_number_l = street_number_r AND {_jw('street', 0.8)}"
+                    " AND postcode_l = postcode_r",
+                    "same number and postcode, similar street",
+                    0.05,
+                    0.000003,
+                ),
+                _level("postcode_l = postcode_r", "same postcode", 0.05, 0.0002),
+                _level(
+                    "substr(postcode_l, 1, 3) = substr(postcode_r, 1, 3)", "same area", 0.01, 0.02
+                ),
+                _else(0.04, 0.98),
             ],
         ),
     ]
