@@ -84,7 +84,7 @@ class ReconcileResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Live:
+class LiveCustomer:
     id: int
     system: str
     external_id: str
@@ -92,7 +92,7 @@ class _Live:
     item: CustomerInput
 
 
-def _live_customers(connection: Connection) -> list[_Live]:
+def live_customers(connection: Connection) -> list[LiveCustomer]:
     rows = connection.execute(
         select(
             _SOURCE.c.id,
@@ -112,7 +112,10 @@ def _live_customers(connection: Connection) -> list[_Live]:
         .where(_SOURCE.c.deleted.is_(False))
         .order_by(_SOURCE.c.id)
     ).tuples()
-    return [_Live(row[0], row[1], row[2], row[3], CustomerInput(row[0], *row[4:])) for row in rows]
+    return [
+        LiveCustomer(row[0], row[1], row[2], row[3], CustomerInput(row[0], *row[4:]))
+        for row in rows
+    ]
 
 
 def load_model(connection: Connection) -> tuple[int, dict[str, Any]] | None:
@@ -160,7 +163,7 @@ def _current_model(
     return stored[0], stored[1], False
 
 
-def _changed(connection: Connection, live: Sequence[_Live], model_id: int) -> list[int]:
+def _changed(connection: Connection, live: Sequence[LiveCustomer], model_id: int) -> list[int]:
     scored = {
         source_id: (content_hash, scored_model)
         for source_id, content_hash, scored_model in connection.execute(
@@ -178,7 +181,7 @@ def _in_batches(ids: Sequence[int]) -> Iterable[list[int]]:
 def _store_pairs(
     connection: Connection,
     changed: Sequence[int],
-    live: Sequence[_Live],
+    live: Sequence[LiveCustomer],
     scored: model.Scored,
     model_id: int,
     now: datetime,
@@ -220,7 +223,7 @@ def _store_pairs(
         )
 
 
-def _key_links(live: Sequence[_Live]) -> list[Link]:
+def _key_links(live: Sequence[LiveCustomer]) -> list[Link]:
     """Deterministic links: each record to the first one sharing its key."""
     links: list[Link] = []
     firsts: dict[tuple[str, str], int] = {}
@@ -386,7 +389,7 @@ def reconcile(
     config = config or ReconcileConfig()
     result = ReconcileResult()
     with engine.begin() as connection:
-        live = _live_customers(connection)
+        live = live_customers(connection)
         features = model.features_frame(feature_rows(r.item for r in live))
         model_id, settings, trained = _current_model(
             connection, len(live), config, now, retrain, features

@@ -19,7 +19,7 @@ from sandbox.synthetic import BusinessSpec, write_csv_folder
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.identity import model
 from sync.identity.features import feature_rows
-from sync.reconcile import _live_customers, load_model, reconcile
+from sync.reconcile import live_customers, load_model, reconcile
 from tests.conftest import ingest_records
 from tests.identity_truth import customers_by_system, ledger_clusters, score, truth
 
@@ -90,7 +90,7 @@ def test_new_records_are_compared_only_with_the_ledger_and_cluster_as_a_full_run
     assert added.compared_records == NEW_RECORDS
     # The same pairs a full run compares that involve a new record, and no others.
     with sqlite_engine.connect() as connection:
-        live = _live_customers(connection)
+        live = live_customers(connection)
         stored = load_model(connection)
     assert stored is not None
     frame = model.features_frame(feature_rows(r.item for r in live))

@@ -16,13 +16,16 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
-from splink import DuckDBAPI, Linker, block_on
-from splink.internals.splink_dataframe import SplinkDataFrame
+from typing import TYPE_CHECKING, Any
 
 from sync.identity.features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from splink import Linker
+    from splink.internals.splink_dataframe import SplinkDataFrame
+
+# pandas and Splink load on first use: every command line start would pay for them otherwise.
 
 TRAINING_PAIRS = 1_000_000
 """Random pairs sampled to estimate the u probabilities."""
@@ -163,17 +166,14 @@ def _comparisons() -> list[dict[str, Any]]:
 
 
 BLOCKING_RULES = (
-    block_on("email"),
-    block_on("phone"),
-    block_on("postcode", "street_number"),
-    block_on("last_name", "first_canonical", "substr(postcode, 1, 3)"),
+    "l.email = r.email",
+    "l.phone = r.phone",
+    "l.postcode = r.postcode AND l.street_number = r.street_number",
+    "l.last_name = r.last_name AND l.first_canonical = r.first_canonical"
+    " AND substr(l.postcode, 1, 3) = substr(r.postcode, 1, 3)",
 )
 
-_TRAINING_BLOCKS = (
-    block_on("email"),
-    block_on("postcode", "street_number"),
-    block_on("phone"),
-)
+_TRAINING_BLOCKS = (BLOCKING_RULES[0], BLOCKING_RULES[2], BLOCKING_RULES[1])
 _DETERMINISTIC = ("l.email = r.email", "l.phone = r.phone")
 
 
@@ -185,8 +185,7 @@ def default_settings() -> dict[str, Any]:
         "probability_two_random_records_match": 0.0001,
         "comparisons": _comparisons(),
         "blocking_rules_to_generate_predictions": [
-            rule.get_blocking_rule("duckdb").as_dict()  # type: ignore[no-untyped-call]
-            for rule in BLOCKING_RULES
+            {"blocking_rule": rule, "sql_dialect": "duckdb"} for rule in BLOCKING_RULES
         ],
         "retain_intermediate_calculation_columns": False,
         "retain_matching_columns": False,
@@ -194,12 +193,16 @@ def default_settings() -> dict[str, Any]:
 
 
 def features_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame.from_records(list(rows), columns=list(FEATURE_COLUMNS))
     frame["unique_id"] = frame["unique_id"].astype("int64")
     return frame
 
 
 def _linker(frame: pd.DataFrame, settings: dict[str, Any]) -> tuple[Linker, SplinkDataFrame]:
+    from splink import DuckDBAPI, Linker
+
     api = DuckDBAPI()
     table = api.register(frame, dataset_display_name="customers")
     linker = Linker(table, settings, log_level=logging.ERROR)
@@ -279,12 +282,16 @@ def score_new(
         )
         parts.append(linker.inference.predict_between(old, new, warning_mode="never"))
     scored = [_collect(linker, part, threshold) for part in parts]
+    import pandas as pd
+
     return Scored(
         pd.concat([s.pairs for s in scored], ignore_index=True), sum(s.compared for s in scored)
     )
 
 
 def empty_pairs() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "unique_id_l": pd.Series(dtype="int64"),
@@ -332,9 +339,9 @@ def explain(frame: pd.DataFrame, settings: dict[str, Any], left: int, right: int
         name = comparison["output_column_name"]
         gamma = int(scored[f"gamma_{name}"])
         weight = float(scored[f"mw_{name}"])
-        tf_column = f"mw_tf_adj_{name}"
-        if tf_column in scored.index and not pd.isna(scored[tf_column]):
-            weight += float(scored[tf_column])
+        adjustment = _plain(scored.get(f"mw_tf_adj_{name}"))
+        if adjustment is not None:
+            weight += float(adjustment)  # type: ignore[arg-type]
         contributions.append(Contribution(name, _level_label(comparison, gamma), weight))
     return Explanation(
         prior_weight,
