@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, select, update
 
@@ -50,6 +51,9 @@ from sync.ledger import (
     MatchScored,
     SourceCustomerRow,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
 _LINK = CustomerLink.__table__  # type: ignore[attr-defined]
@@ -138,13 +142,14 @@ def store_model(
 
 def _current_model(
     connection: Connection,
-    frame_rows: int,
+    live: Sequence[LiveCustomer],
     config: ReconcileConfig,
     now: datetime,
     retrain: bool,
-    features: Any,
+    features: Callable[[], pd.DataFrame],
 ) -> tuple[int, dict[str, Any], bool]:
     """(model id, settings, trained now); trains when asked or when due."""
+    frame_rows = len(live)
     stored = load_model(connection)
     trained_before = (
         stored is not None
@@ -155,7 +160,7 @@ def _current_model(
     )
     due = not trained_before and frame_rows >= config.min_training_records
     if retrain or due:
-        settings = model.train(features)
+        settings = model.train(features())
         return store_model(connection, settings, frame_rows, now), settings, True
     if stored is None:
         settings = model.default_settings()
@@ -390,17 +395,21 @@ def reconcile(
     result = ReconcileResult()
     with engine.begin() as connection:
         live = live_customers(connection)
-        features = model.features_frame(feature_rows(r.item for r in live))
+
+        @cache
+        def features() -> pd.DataFrame:
+            return model.features_frame(feature_rows(r.item for r in live))
+
         model_id, settings, trained = _current_model(
-            connection, len(live), config, now, retrain, features
+            connection, live, config, now, retrain, features
         )
         changed = _changed(connection, live, model_id)
         full = full or trained or len(changed) == len(live)
         if full:
             changed = [r.id for r in live]
-            scored = model.score_all(features, settings, config.review_threshold)
+            scored = model.score_all(features(), settings, config.review_threshold)
         elif changed:
-            scored = model.score_new(features, changed, settings, config.review_threshold)
+            scored = model.score_new(features(), changed, settings, config.review_threshold)
         else:
             scored = model.Scored(model.empty_pairs(), 0)
         _store_pairs(connection, changed, live, scored, model_id, now, full=full)

@@ -173,8 +173,22 @@ BLOCKING_RULES = (
     " AND substr(l.postcode, 1, 3) = substr(r.postcode, 1, 3)",
 )
 
-_TRAINING_BLOCKS = (BLOCKING_RULES[0], BLOCKING_RULES[2], BLOCKING_RULES[1])
-_DETERMINISTIC = ("l.email = r.email", "l.phone = r.phone")
+_TRAINING_KEYS = (
+    ("email",),
+    ("postcode", "street_number"),
+    ("phone",),
+    ("last_name", "first_canonical"),
+)
+"""EM sessions, each blocking on these columns and leaving the other comparisons free to be
+estimated. A session whose block holds too few pairs (no e-mails in the data, say) is skipped:
+Splink refuses it, and a refused session leaves the model's prior spoilt."""
+MIN_EM_PAIRS = 50
+_DETERMINISTIC = (
+    "l.email = r.email",
+    "l.phone = r.phone",
+    "l.first_name = r.first_name AND l.last_name = r.last_name"
+    " AND l.street_number = r.street_number AND l.postcode = r.postcode",
+)
 
 
 def default_settings() -> dict[str, Any]:
@@ -219,11 +233,22 @@ def train(frame: pd.DataFrame, *, seed: int = 1) -> dict[str, Any]:
     linker.training.estimate_u_using_random_sampling(
         max_pairs=min(TRAINING_PAIRS, pairs), seed=seed
     )
-    for rule in _TRAINING_BLOCKS:
+    for keys in _TRAINING_KEYS:
+        keyed = frame.dropna(subset=list(keys))
+        if int(keyed.duplicated(subset=list(keys)).sum()) < MIN_EM_PAIRS:
+            continue
         linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, max_pairs=EM_PAIRS, record_sample_proportion=1.0
+            " AND ".join(f"l.{key} = r.{key}" for key in keys),
+            max_pairs=EM_PAIRS,
+            record_sample_proportion=1.0,
         )
-    return linker.misc.save_model_to_json()
+    settings = linker.misc.save_model_to_json()
+    if not 0 < settings["probability_two_random_records_match"] < 1:
+        # No deterministic pair at all: keep the built-in prior rather than certainty.
+        settings["probability_two_random_records_match"] = default_settings()[
+            "probability_two_random_records_match"
+        ]
+    return settings
 
 
 @dataclass(frozen=True, slots=True)
