@@ -710,6 +710,11 @@ def explain_command(
         table.add_row(part.comparison, part.level, f"{part.match_weight:+.2f}")
     table.add_row("total", f"probability {why.match_probability:.4f}", f"{why.match_weight:+.2f}")
     console.print(table)
+    if why.two_people:
+        console.print(
+            "Two people by the model's rule: different first names and a different e-mail or "
+            "phone (a household?). Only a key or a rule links them; `clm-sync review` lists them."
+        )
     if report.same_customer:
         console.print(
             f"Linked: one customer ({record_a}: {report.rule_a}; {record_b}: {report.rule_b})."

@@ -276,6 +276,10 @@ class MatchPair(SQLModel, table=True):
     source_b: int = Field(primary_key=True, foreign_key="source_customer.id")
     probability: float
     match_weight: float
+    two_people: bool = Field(
+        default=False,
+        description="Different first names and e-mail or phone: never linked by the model.",
+    )
     scored_at: datetime = Field(sa_type=UTCDateTime)
 
 

@@ -209,11 +209,12 @@ def _store_pairs(
             "source_b": int(b),
             "probability": float(p),
             "match_weight": float(w),
+            "two_people": bool(two),
             "scored_at": now,
         }
-        for a, b, p, w in scored.pairs.drop_duplicates(["unique_id_l", "unique_id_r"]).itertuples(
-            index=False, name=None
-        )
+        for a, b, p, w, two in scored.pairs.drop_duplicates(
+            ["unique_id_l", "unique_id_r"]
+        ).itertuples(index=False, name=None)
     ]
     if pairs:
         connection.execute(insert(_PAIR), pairs)
@@ -250,7 +251,7 @@ def _key_links(live: Sequence[LiveCustomer]) -> list[Link]:
 def _model_links(connection: Connection, threshold: float) -> list[Link]:
     rows = connection.execute(
         select(_PAIR.c.source_a, _PAIR.c.source_b, _PAIR.c.probability).where(
-            _PAIR.c.probability >= threshold
+            _PAIR.c.probability >= threshold, _PAIR.c.two_people.is_(False)
         )
     ).tuples()
     return [Link(a, b, p, MODEL_RULE) for a, b, p in rows]

@@ -123,3 +123,22 @@ def test_explain_weights_add_up_to_the_probability() -> None:
     assert levels["last_name"] == "Jaro-Winkler >= 0.92"
     assert levels["address"] == "same street, number and postcode"
     assert why.match_probability > 0.95
+
+
+def test_a_household_is_two_people_however_strong_the_address() -> None:
+    home = {"last_name": "Snyder", "address_line1": "4438 Broad Way", "postcode": "97298"}
+    frame = model.features_frame(
+        [
+            features(CustomerInput(1, first_name="Christina", email="cs@att.net", **home)),
+            features(CustomerInput(2, first_name="Anthony", email="anthony@live.com", **home)),
+            features(CustomerInput(3, first_name="Tina", email="tina.s@att.net", **home)),
+        ]
+    )
+    pairs = model.score_all(frame, model.default_settings(), 0.0).pairs
+    flags = {
+        (a, b): two
+        for a, b, two in pairs[["unique_id_l", "unique_id_r", "two_people"]].itertuples(index=False)
+    }
+    assert flags[1, 2] and flags[2, 3]
+    assert not flags[1, 3], "Tina may be Christina: a nickname is no evidence of two people"
+    assert model.explain(frame, model.default_settings(), 1, 2).two_people

@@ -197,7 +197,7 @@ def test_explain_names_every_comparison_and_the_link(engine: Engine) -> None:
     assert report.rule_b == "same email"
     parts = {c.comparison: c.level for c in report.explanation.contributions}
     assert parts["email"] == "exact"
-    assert set(parts) == {"first_name", "last_name", "email", "phone", "company", "address"}
+    assert set(parts) == {"first_name", "last_name", "email", "phone", "company", "address", "city"}
     assert not explain_pair(engine, "shop:S1", "shop:S2").same_customer
 
 

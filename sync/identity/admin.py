@@ -209,8 +209,8 @@ class ReviewPair:
 
 
 def review_queue(engine: Engine, config: ReconcileConfig, limit: int = 50) -> list[ReviewPair]:
-    """Pairs in the uncertain band that are not one customer and no rule decided yet,
-    most likely first."""
+    """Pairs in the uncertain band (or above it but held apart as two people) that are not one
+    customer and that no rule decided yet, most likely first."""
     left = _SOURCE.alias("left_record")
     right = _SOURCE.alias("right_record")
     left_link = _LINK.alias("left_link")
@@ -238,7 +238,7 @@ def review_queue(engine: Engine, config: ReconcileConfig, limit: int = 50) -> li
             .join(right_link, right_link.c.source_customer_id == right.c.id)
             .where(
                 _PAIR.c.probability >= config.review_threshold,
-                _PAIR.c.probability < config.link_threshold,
+                (_PAIR.c.probability < config.link_threshold) | _PAIR.c.two_people,
                 left.c.deleted.is_(False),
                 right.c.deleted.is_(False),
                 left_link.c.ledger_customer_id != right_link.c.ledger_customer_id,

@@ -143,23 +143,44 @@ def _comparisons() -> list[dict[str, Any]]:
                     0.00002,
                 ),
                 _level(
-                    "street_number_l = street_number_r AND street_l = street_r",
-                    "same street and number",
-                    0.05,
-                    0.00001,
-                ),
-                _level(
                     f"street_number_l = street_number_r AND {_jw('street', 0.8)}"
                     " AND postcode_l = postcode_r",
                     "same number and postcode, similar street",
                     0.05,
                     0.000003,
                 ),
-                _level("postcode_l = postcode_r", "same postcode", 0.05, 0.0002),
+                _level(
+                    "street_number_l = street_number_r AND postcode_l = postcode_r",
+                    "same number and postcode",
+                    0.02,
+                    0.00002,
+                ),
+                _level(
+                    f"street_number_l = street_number_r AND {_jw('street', 0.9)}",
+                    "same number, similar street",
+                    0.05,
+                    0.00001,
+                ),
+                _level(
+                    f"postcode_l = postcode_r AND {_jw('street', 0.9)}",
+                    "same postcode, similar street",
+                    0.02,
+                    0.00005,
+                ),
+                _level("postcode_l = postcode_r", "same postcode", 0.03, 0.0002),
                 _level(
                     "substr(postcode_l, 1, 3) = substr(postcode_r, 1, 3)", "same area", 0.01, 0.02
                 ),
                 _else(0.04, 0.98),
+            ],
+        ),
+        _comparison(
+            "city",
+            [
+                _null("city"),
+                _level("city_l = city_r", "exact", 0.8, 0.01),
+                _level(_jw("city", 0.9), "Jaro-Winkler >= 0.9", 0.1, 0.005),
+                _else(0.1, 0.985),
             ],
         ),
     ]
@@ -169,8 +190,12 @@ BLOCKING_RULES = (
     "l.email = r.email",
     "l.phone = r.phone",
     "l.postcode = r.postcode AND l.street_number = r.street_number",
+    "l.last_name = r.last_name AND l.postcode = r.postcode",
+    "l.first_name = r.first_name AND l.postcode = r.postcode",
+    "l.street_number = r.street_number AND l.street = r.street",
     "l.last_name = r.last_name AND l.first_canonical = r.first_canonical"
     " AND substr(l.postcode, 1, 3) = substr(r.postcode, 1, 3)",
+    "l.first_name = r.last_name AND l.last_name = r.first_name",
 )
 
 _TRAINING_KEYS = (
@@ -214,12 +239,37 @@ def features_frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
     return frame
 
 
+TF_COLUMNS = ("first_name", "last_name")
+TERM_FREQUENCIES = "clm_sync_term_frequencies"
+"""Key of the model document holding the term frequencies of the training data. Scoring uses
+them, not those of the records at hand, so a pair scores the same whenever it is compared:
+incremental runs then end exactly as a full run would."""
+
+
+def term_frequencies(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    return {
+        column: {
+            str(value): float(share)
+            for value, share in frame[column].value_counts(normalize=True).items()
+        }
+        for column in TF_COLUMNS
+    }
+
+
 def _linker(frame: pd.DataFrame, settings: dict[str, Any]) -> tuple[Linker, SplinkDataFrame]:
+    """A Linker on its own in-memory DuckDB, with the model's term frequencies if it has any."""
+    import pandas as pd
     from splink import DuckDBAPI, Linker
 
+    splink_settings = {k: v for k, v in settings.items() if k != TERM_FREQUENCIES}
     api = DuckDBAPI()
     table = api.register(frame, dataset_display_name="customers")
-    linker = Linker(table, settings, log_level=logging.ERROR)
+    linker = Linker(table, splink_settings, log_level=logging.ERROR)
+    for column, shares in settings.get(TERM_FREQUENCIES, {}).items():
+        lookup = pd.DataFrame({column: list(shares), f"tf_{column}": list(shares.values())})
+        linker.table_management.register_term_frequency_lookup(
+            api.register(lookup, dataset_display_name=f"tf_lookup_{column}"), column
+        )
     return linker, table
 
 
@@ -243,6 +293,7 @@ def train(frame: pd.DataFrame, *, seed: int = 1) -> dict[str, Any]:
             record_sample_proportion=1.0,
         )
     settings = linker.misc.save_model_to_json()
+    settings[TERM_FREQUENCIES] = term_frequencies(frame)
     if not 0 < settings["probability_two_random_records_match"] < 1:
         # No deterministic pair at all: keep the built-in prior rather than certainty.
         settings["probability_two_random_records_match"] = default_settings()[
@@ -259,18 +310,38 @@ class Scored:
     compared: int
 
 
-def _collect(linker: Linker, predictions: SplinkDataFrame, threshold: float) -> Scored:
-    # The table name is Splink's own and the threshold a float: nothing user-typed is spliced.
-    name = predictions.physical_name
+TWO_PEOPLE = (
+    "l.first_name IS NOT NULL AND r.first_name IS NOT NULL"
+    " AND l.first_name <> r.first_name AND l.first_name <> r.last_name"
+    " AND NOT list_has_any(l.first_groups, r.first_groups)"
+    " AND jaro_winkler_similarity(l.first_name, r.first_name) < 0.8"
+    " AND substr(l.first_name, 1, 1) <> substr(r.first_name, 1, 1)"
+    " AND (coalesce(l.email <> r.email AND l.email_local IS DISTINCT FROM r.email_local, false)"
+    " OR coalesce(l.phone <> r.phone AND l.phone_last7 <> r.phone_last7, false))"
+)
+"""A pair with different first names and a different e-mail or phone is two people: a
+household or colleagues sharing an address and a surname or a company. Household members are
+common in customer data yet rare among random pairs, so the model's weights alone would link
+them on the shared address; such a pair is never linked by the model, only by a key or a rule,
+and waits in the review queue instead."""
+
+
+def _collect(
+    linker: Linker, records: SplinkDataFrame, predictions: SplinkDataFrame, threshold: float
+) -> Scored:
+    # Table names are Splink's own and the threshold a float: nothing user-typed is spliced.
+    name, table = predictions.physical_name, records.physical_name
     counted = linker.misc.query_sql(  # type: ignore[no-untyped-call]
         f"SELECT count(*) AS n FROM {name}",  # noqa: S608
         output_type="pandas",
     )
     kept = linker.misc.query_sql(  # type: ignore[no-untyped-call]
-        "SELECT least(unique_id_l, unique_id_r) AS unique_id_l,"  # noqa: S608
-        " greatest(unique_id_l, unique_id_r) AS unique_id_r,"
-        f" match_probability, match_weight FROM {name}"
-        f" WHERE match_probability >= {float(threshold)}",
+        "SELECT least(p.unique_id_l, p.unique_id_r) AS unique_id_l,"  # noqa: S608
+        " greatest(p.unique_id_l, p.unique_id_r) AS unique_id_r,"
+        f" p.match_probability, p.match_weight, {TWO_PEOPLE} AS two_people FROM {name} p"
+        f" JOIN {table} l ON l.unique_id = p.unique_id_l"
+        f" JOIN {table} r ON r.unique_id = p.unique_id_r"
+        f" WHERE p.match_probability >= {float(threshold)}",
         output_type="pandas",
     )
     return Scored(kept, int(counted["n"].iloc[0]))
@@ -280,9 +351,9 @@ def score_all(frame: pd.DataFrame, settings: dict[str, Any], threshold: float) -
     """Every blocked pair of ``frame`` scored; pairs at or above ``threshold`` kept."""
     if len(frame) < 2:
         return Scored(empty_pairs(), 0)
-    linker, _ = _linker(frame, settings)
+    linker, records = _linker(frame, settings)
     predictions = linker.inference.predict(warning_mode="never")
-    return _collect(linker, predictions, threshold)
+    return _collect(linker, records, predictions, threshold)
 
 
 def score_new(
@@ -290,14 +361,15 @@ def score_new(
 ) -> Scored:
     """Only pairs involving a record of ``new_ids``: new with old, and new with new.
 
-    Term frequencies come from the whole of ``frame``, as in a full run.
+    Term frequencies are the model's, else those of the whole of ``frame``.
     """
     is_new = frame["unique_id"].isin(list(new_ids))
     if not is_new.any() or len(frame) < 2:
         return Scored(empty_pairs(), 0)
-    linker, _ = _linker(frame, settings)
-    for column in ("first_name", "last_name"):
-        linker.table_management.compute_tf_table(column)
+    linker, records = _linker(frame, settings)
+    if TERM_FREQUENCIES not in settings:
+        for column in TF_COLUMNS:
+            linker.table_management.compute_tf_table(column)
     api = linker._db_api
     new = api.register(frame[is_new].reset_index(drop=True), dataset_display_name="new_records")
     parts = [linker.inference.predict_within(new, warning_mode="never")]
@@ -306,7 +378,7 @@ def score_new(
             frame[~is_new].reset_index(drop=True), dataset_display_name="old_records"
         )
         parts.append(linker.inference.predict_between(old, new, warning_mode="never"))
-    scored = [_collect(linker, part, threshold) for part in parts]
+    scored = [_collect(linker, records, part, threshold) for part in parts]
     import pandas as pd
 
     return Scored(
@@ -323,6 +395,7 @@ def empty_pairs() -> pd.DataFrame:
             "unique_id_r": pd.Series(dtype="int64"),
             "match_probability": pd.Series(dtype="float64"),
             "match_weight": pd.Series(dtype="float64"),
+            "two_people": pd.Series(dtype="bool"),
         }
     )
 
@@ -342,6 +415,8 @@ class Explanation:
     contributions: tuple[Contribution, ...]
     match_weight: float
     match_probability: float
+    two_people: bool
+    """Different first names and a different e-mail or phone: never linked by the model."""
 
 
 def explain(frame: pd.DataFrame, settings: dict[str, Any], left: int, right: int) -> Explanation:
@@ -350,8 +425,7 @@ def explain(frame: pd.DataFrame, settings: dict[str, Any], left: int, right: int
     The weights add up, with the prior, to the pair's match weight; its probability is
     ``2**w / (1 + 2**w)``. Term frequencies come from all of ``frame``.
     """
-    explained = {**settings, "retain_intermediate_calculation_columns": True}
-    linker, _ = _linker(frame, explained)
+    linker, _ = _linker(frame, {**settings, "retain_intermediate_calculation_columns": True})
     records = frame.set_index("unique_id")
     row_left = {k: _plain(v) for k, v in records.loc[left].items()} | {"unique_id": left}
     row_right = {k: _plain(v) for k, v in records.loc[right].items()} | {"unique_id": right}
@@ -368,11 +442,17 @@ def explain(frame: pd.DataFrame, settings: dict[str, Any], left: int, right: int
         if adjustment is not None:
             weight += float(adjustment)  # type: ignore[arg-type]
         contributions.append(Contribution(name, _level_label(comparison, gamma), weight))
+    levels = {part.comparison: part.level for part in contributions}
+    two_people = levels["first_name"] == "different" and "different" in (
+        levels["email"],
+        levels["phone"],
+    )
     return Explanation(
         prior_weight,
         tuple(contributions),
         float(scored["match_weight"]),
         float(scored["match_probability"]),
+        two_people,
     )
 
 

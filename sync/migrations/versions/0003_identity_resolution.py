@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-26 00:34:04.885286
+Create Date: 2026-11-26 00:53:29.541431
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("source_b", sa.Integer(), nullable=False),
         sa.Column("probability", sa.Float(), nullable=False),
         sa.Column("match_weight", sa.Float(), nullable=False),
+        sa.Column("two_people", sa.Boolean(), nullable=False),
         sa.Column("scored_at", sync.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["source_a"],
