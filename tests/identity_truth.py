@@ -86,6 +86,12 @@ class Scores:
     true_pairs: int
     found_pairs: int
 
+    @property
+    def f1(self) -> float:
+        """Pairwise F1."""
+        total = self.precision + self.recall
+        return 2 * self.precision * self.recall / total if total else 0.0
+
 
 def score(found: dict[str, int], expected: dict[str, str]) -> Scores:
     """Pairwise precision and recall of same-customer links, and cluster-level F1 (the share
