@@ -712,8 +712,8 @@ def explain_command(
     console.print(table)
     if why.two_people:
         console.print(
-            "Two people by the model's rule: different first names and a different e-mail or "
-            "phone (a household?). Only a key or a rule links them; `clm-sync review` lists them."
+            "Two people by the model's rule: different first names and no e-mail or phone in "
+            "common (a household?). Only a key or a rule links them; `clm-sync review` lists them."
         )
     if report.same_customer:
         console.print(

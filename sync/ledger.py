@@ -278,7 +278,7 @@ class MatchPair(SQLModel, table=True):
     match_weight: float
     two_people: bool = Field(
         default=False,
-        description="Different first names and e-mail or phone: never linked by the model.",
+        description="Different first names, no e-mail or phone in common: not linked by the model.",
     )
     scored_at: datetime = Field(sa_type=UTCDateTime)
 

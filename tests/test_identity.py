@@ -28,11 +28,11 @@ def test_features_fold_names_nicknames_companies_and_free_mail() -> None:
         "robert",
     )
     assert row["company"] == "acme widgets"
-    assert (row["email_local"], row["email_domain"]) == ("bob.oneil", None)
+    assert row["email_domain"] is None
     assert (row["phone_last7"], row["street_number"], row["street"]) == ("5550101", "12", "main st")
     assert row["postcode"] == "94110"
     office = features(CustomerInput(2, email="info@acme.com"))
-    assert (office["email_local"], office["email_domain"]) == (None, "acme.com")
+    assert office["email_domain"] == "acme.com"
 
 
 def test_full_names_are_parsed_and_company_records_have_no_person() -> None:

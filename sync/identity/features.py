@@ -2,8 +2,8 @@
 
 Pure functions over plain values, no database: names split and folded to ASCII lower case
 (``nameparser`` when only a full name is known), first names mapped to a canonical form so
-nicknames meet, e-mail split into local part and a company domain (free-mail providers are no
-evidence of a company), phone in E.164 plus its last seven digits, company names without
+nicknames meet, e-mail with its company domain (free-mail providers are no evidence of a
+company), phone in E.164 plus its last seven digits, company names without
 legal suffixes, address line reduced to its tokens with the street number apart.
 """
 
@@ -25,7 +25,6 @@ FEATURE_COLUMNS = (
     "first_canonical",
     "first_groups",
     "email",
-    "email_local",
     "email_domain",
     "phone",
     "phone_last7",
@@ -63,25 +62,6 @@ FREE_MAIL_DOMAINS = frozenset(
     }
 )
 """Providers anyone can sign up with: sharing one says nothing about sharing an employer."""
-
-ROLE_MAILBOXES = frozenset(
-    {
-        "accounts",
-        "admin",
-        "billing",
-        "contact",
-        "hello",
-        "info",
-        "mail",
-        "office",
-        "orders",
-        "sales",
-        "service",
-        "support",
-        "team",
-    }
-)
-"""Local parts that name a role, not a person: no evidence when compared across domains."""
 
 LEGAL_SUFFIXES = frozenset(
     {
@@ -195,11 +175,9 @@ def features(item: CustomerInput) -> dict[str, object]:
     first, last = person_names(item)
     groups = sorted(name_groups(first)) if first else None
     email = item.email.lower() if item.email else None
-    local = domain = None
-    if email and "@" in email:
-        local, domain = email.rsplit("@", 1)
-        local = None if local in ROLE_MAILBOXES else local
-        domain = None if domain in FREE_MAIL_DOMAINS else domain
+    domain = email.rsplit("@", 1)[1] if email and "@" in email else None
+    if domain in FREE_MAIL_DOMAINS:
+        domain = None
     digits = "".join(ch for ch in item.phone or "" if ch.isdigit())
     number, street = street_parts(item.address_line1)
     postcode = (item.postcode or "").replace(" ", "").upper() or None
@@ -210,7 +188,6 @@ def features(item: CustomerInput) -> dict[str, object]:
         "first_canonical": groups[0] if groups else None,
         "first_groups": groups,
         "email": email,
-        "email_local": local,
         "email_domain": domain,
         "phone": item.phone or None,
         "phone_last7": digits[-7:] if len(digits) >= 7 else None,

@@ -103,7 +103,6 @@ def _comparisons() -> list[dict[str, Any]]:
             [
                 _null("email"),
                 _level("email_l = email_r", "exact", 0.4, 0.00001),
-                _level("email_local_l = email_local_r", "same local part", 0.1, 0.0005),
                 _level("email_domain_l = email_domain_r", "same company domain", 0.05, 0.001),
                 _else(0.45, 0.9985),
             ],
@@ -316,14 +315,16 @@ TWO_PEOPLE = (
     " AND NOT list_has_any(l.first_groups, r.first_groups)"
     " AND jaro_winkler_similarity(l.first_name, r.first_name) < 0.8"
     " AND substr(l.first_name, 1, 1) <> substr(r.first_name, 1, 1)"
-    " AND (coalesce(l.email <> r.email AND l.email_local IS DISTINCT FROM r.email_local, false)"
-    " OR coalesce(l.phone <> r.phone AND l.phone_last7 <> r.phone_last7, false))"
+    " AND NOT coalesce(l.email = r.email, false) AND NOT coalesce(l.phone = r.phone, false)"
+    " AND NOT coalesce(l.phone_last7 = r.phone_last7, false)"
+    " AND coalesce(l.email, r.email, l.phone, r.phone) IS NOT NULL"
 )
-"""A pair with different first names and a different e-mail or phone is two people: a
-household or colleagues sharing an address and a surname or a company. Household members are
-common in customer data yet rare among random pairs, so the model's weights alone would link
-them on the shared address; such a pair is never linked by the model, only by a key or a rule,
-and waits in the review queue instead."""
+"""A pair with different first names and no e-mail or phone in common — where either record
+has one — is two people: a household or colleagues sharing an address and a surname or a
+company. Household members are common in customer data yet rare among random pairs, so the
+model's weights alone would link them on the shared address; such a pair is never linked by
+the model, only by a key or a rule, and waits in the review queue instead. Data without any
+e-mail or phone (Febrl, say) is left to the model."""
 
 
 def _collect(
@@ -416,7 +417,7 @@ class Explanation:
     match_weight: float
     match_probability: float
     two_people: bool
-    """Different first names and a different e-mail or phone: never linked by the model."""
+    """Different first names and no e-mail or phone in common: never linked by the model."""
 
 
 def explain(frame: pd.DataFrame, settings: dict[str, Any], left: int, right: int) -> Explanation:
@@ -443,9 +444,13 @@ def explain(frame: pd.DataFrame, settings: dict[str, Any], left: int, right: int
             weight += float(adjustment)  # type: ignore[arg-type]
         contributions.append(Contribution(name, _level_label(comparison, gamma), weight))
     levels = {part.comparison: part.level for part in contributions}
-    two_people = levels["first_name"] == "different" and "different" in (
-        levels["email"],
-        levels["phone"],
+    row_l, row_r = records.loc[left], records.loc[right]
+    contacts = [_plain(row[c]) for row in (row_l, row_r) for c in ("email", "phone")]
+    two_people = (
+        levels["first_name"] == "different"
+        and levels["email"] != "exact"
+        and levels["phone"] not in {"exact", "same last 7 digits"}
+        and any(value is not None for value in contacts)
     )
     return Explanation(
         prior_weight,
