@@ -8,16 +8,17 @@ runs by hand. ``python daemon.py ...`` is the same as the installed ``clm-sync``
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -45,9 +46,21 @@ from sync.db import (
     migrate,
 )
 from sync.export import export_customers
+from sync.figures import compute_figures
+from sync.identity.admin import (
+    AdminError,
+    explain_pair,
+    merge,
+    merge_log,
+    review_decision,
+    review_queue,
+    undo,
+    unmerge,
+)
 from sync.ingest import IngestCounts
 from sync.lock import LedgerBusyError, ledger_lock
 from sync.push import mapping_problems
+from sync.reconcile import reconcile
 from sync.runs import (
     last_error,
     last_run,
@@ -62,6 +75,7 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 STOP_TIMEOUT_SECONDS = 10
 
+T = TypeVar("T")
 log = logging.getLogger("clm_sync")
 console = Console()
 errors = Console(stderr=True)
@@ -554,6 +568,209 @@ def push(
         )
     if not dry_run and any(result.failed for result in results):
         raise typer.Exit(EXIT_FAILED)
+
+
+RecordArgument = Annotated[str, typer.Argument(help="A record: SOURCE_NAME:EXTERNAL_ID.")]
+ReasonOption = Annotated[
+    str | None, typer.Option("--reason", "-r", help="Why; kept in the merge log.")
+]
+ActorOption = Annotated[
+    str | None,
+    typer.Option("--by", help="Who decides, for the merge log [default: your user name]."),
+]
+
+
+def _actor(by: str | None) -> str:
+    return by or getpass.getuser()
+
+
+@app.command("reconcile")
+def reconcile_command(
+    config: ConfigOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Compare every record again, not only new ones.")
+    ] = False,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Train the matching model anew first.")
+    ] = False,
+) -> None:
+    """Match customers across sources now (no pull, no push) and update the metrics."""
+    settings = load(config)
+    setup_logging(settings.logging)
+    engine = open_ledger(settings)
+    now = datetime.now(UTC)
+    with held_ledger(engine):
+        result = reconcile(engine, now, settings.reconcile, full=full, retrain=retrain)
+        compute_figures(engine, now)
+    console.print(
+        f"Customers: {result.source_customers:,} source records -> "
+        f"{result.ledger_customers:,} ledger customers ({result.new_customers:,} new, "
+        f"{result.links_changed:,} records linked anew, {result.retired:,} retired); compared "
+        f"{result.compared_records:,} records in {result.compared_pairs:,} pairs"
+        + (" with a newly trained model" if result.trained else "")
+        + f"; {result.held_back:,} links held back, "
+        f"{result.transactions_matched:,} sales booked twice counted once."
+    )
+
+
+def _admin(action: Callable[[Engine], T], config: Path | None) -> T:
+    settings = load(config)
+    engine = open_ledger(settings)
+    try:
+        return action(engine)
+    except AdminError as error:
+        fail(str(error))
+
+
+_NEXT_CYCLE = "It takes effect at the next cycle (or `clm-sync reconcile`)."
+
+
+@app.command("merge")
+def merge_command(
+    record_a: RecordArgument,
+    record_b: RecordArgument,
+    reason: ReasonOption = None,
+    by: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make two records one customer (an always-merge rule; `undo` reverts it)."""
+    log_id = _admin(
+        lambda engine: merge(engine, record_a, record_b, _actor(by), reason, datetime.now(UTC)),
+        config,
+    )
+    console.print(
+        f"Merge-log entry {log_id}: {record_a} and {record_b} are one customer. {_NEXT_CYCLE}"
+    )
+
+
+@app.command("unmerge")
+def unmerge_command(
+    record: RecordArgument,
+    reason: ReasonOption = None,
+    by: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Split a record off its customer (never-merge rules with its other records)."""
+    log_id = _admin(
+        lambda engine: unmerge(engine, record, _actor(by), reason, datetime.now(UTC)), config
+    )
+    console.print(f"Merge-log entry {log_id}: {record} stands apart. {_NEXT_CYCLE}")
+
+
+@app.command("undo")
+def undo_command(
+    entry: Annotated[int, typer.Argument(help="The merge-log entry (see `clm-sync merge-log`).")],
+    by: ActorOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Undo a merge, unmerge or review decision: its rules are revoked."""
+    undone = _admin(lambda engine: undo(engine, entry, _actor(by), datetime.now(UTC)), config)
+    console.print(f"Undid entry {undone.id} ({undone.action} {undone.records}). {_NEXT_CYCLE}")
+
+
+@app.command("merge-log")
+def merge_log_command(
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(help="Entries to show, newest first.")] = 50,
+) -> None:
+    """Every merge, split and review decision: who, when, why, and whether it was undone."""
+    entries = _admin(lambda engine: merge_log(engine, limit), config)
+    if not entries:
+        console.print("The merge log is empty.")
+        return
+    table = Table(title="Merge log")
+    for column in ("entry", "when (UTC)", "who", "what", "records", "why", "undone"):
+        table.add_column(column)
+    for item in entries:
+        undone = f"{item.undone_at:%Y-%m-%d %H:%M} by {item.undone_by}" if item.undone_at else ""
+        table.add_row(
+            str(item.id),
+            f"{item.at:%Y-%m-%d %H:%M}",
+            item.actor,
+            item.action,
+            item.records,
+            item.reason or "",
+            undone,
+        )
+    console.print(table)
+
+
+@app.command("explain")
+def explain_command(
+    record_a: RecordArgument, record_b: RecordArgument, config: ConfigOption = None
+) -> None:
+    """Why two records are or are not one customer: each comparison's match weight."""
+    report = _admin(lambda engine: explain_pair(engine, record_a, record_b), config)
+    why = report.explanation
+    table = Table(title=f"{record_a} vs {record_b}")
+    for column in ("comparison", "level", "match weight"):
+        table.add_column(column)
+    table.add_row("prior", "two random records", f"{why.prior_weight:+.2f}")
+    for part in why.contributions:
+        table.add_row(part.comparison, part.level, f"{part.match_weight:+.2f}")
+    table.add_row("total", f"probability {why.match_probability:.4f}", f"{why.match_weight:+.2f}")
+    console.print(table)
+    if why.two_people:
+        console.print(
+            "Two people by the model's rule: different first names and no e-mail or phone in "
+            "common (a household?). Only a key or a rule links them; `clm-sync review` lists them."
+        )
+    if report.same_customer:
+        console.print(
+            f"Linked: one customer ({record_a}: {report.rule_a}; {record_b}: {report.rule_b})."
+        )
+    else:
+        console.print("Not linked: two customers.")
+
+
+@app.command("review")
+def review_command(
+    record_a: Annotated[
+        str | None, typer.Argument(help="First record of a pair to decide.")
+    ] = None,
+    record_b: Annotated[str | None, typer.Argument(help="Second record of the pair.")] = None,
+    accept: Annotated[bool, typer.Option("--accept", help="They are one customer.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="They are two customers.")] = False,
+    reason: ReasonOption = None,
+    by: ActorOption = None,
+    limit: Annotated[int, typer.Option(help="Pairs to list.")] = 50,
+    config: ConfigOption = None,
+) -> None:
+    """List uncertain pairs; with two records and --accept or --reject, decide one (a rule)."""
+    settings = load(config)
+    if record_a is not None:
+        if record_b is None or accept == reject:
+            fail("name two records and exactly one of --accept or --reject", EXIT_CONFIG)
+        log_id = _admin(
+            lambda engine: review_decision(
+                engine,
+                record_a,
+                record_b,
+                accept=accept,
+                actor=_actor(by),
+                reason=reason,
+                now=datetime.now(UTC),
+            ),
+            config,
+        )
+        verdict = "one customer" if accept else "two customers"
+        console.print(
+            f"Merge-log entry {log_id}: {record_a} and {record_b} are {verdict}. {_NEXT_CYCLE}"
+        )
+        return
+    queue = _admin(lambda engine: review_queue(engine, settings.reconcile, limit), config)
+    if not queue:
+        console.print("Nothing to review: no pair is in the uncertain band.")
+        return
+    table = Table(title="Pairs to review (decide with --accept or --reject)")
+    for column in ("record", "name", "record", "name", "probability"):
+        table.add_column(column)
+    for pair in queue:
+        table.add_row(
+            pair.record_a, pair.name_a, pair.record_b, pair.name_b, f"{pair.probability:.3f}"
+        )
+    console.print(table)
+    console.print("`clm-sync explain A B` shows the evidence for a pair.")
 
 
 class TerminalConsole:

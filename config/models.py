@@ -171,6 +171,65 @@ class DaemonConfig(StrictModel):
         return value
 
 
+_RECORD_REF = re.compile(r"^[a-z][a-z0-9_-]{0,39}:.+$")
+
+
+class ReconcileConfig(StrictModel):
+    """How records are matched into customers, and which rules override the model."""
+
+    link_threshold: float = Field(
+        default=0.95, gt=0, lt=1, description="Model probability at or above which records link."
+    )
+    review_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Pairs from here up to link_threshold go to review."
+    )
+    guard_threshold: float = Field(
+        default=0.999,
+        gt=0,
+        le=1,
+        description="A pair below this may not join two clusters of two or more records.",
+    )
+    min_training_records: int = Field(
+        default=1000, ge=10, description="Train the model by itself once this many customers."
+    )
+    always_merge: list[tuple[str, str]] = Field(
+        default_factory=list, description="Pairs of SYSTEM:EXTERNAL_ID that are one customer."
+    )
+    never_merge: list[tuple[str, str]] = Field(
+        default_factory=list, description="Pairs of SYSTEM:EXTERNAL_ID kept apart."
+    )
+    revenue_authority: str | None = Field(
+        default=None,
+        description="System whose booking counts when a sale is recorded in two systems.",
+    )
+    transaction_window: str = Field(
+        default="3d", description="How far apart two bookings of one sale may be dated."
+    )
+
+    @field_validator("always_merge", "never_merge")
+    @classmethod
+    def _check_refs(cls, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        for pair in pairs:
+            for ref in pair:
+                if not _RECORD_REF.match(ref):
+                    raise ValueError(
+                        f"{ref!r} is not a record: write SOURCE_NAME:EXTERNAL_ID, e.g. shop:1042"
+                    )
+        return pairs
+
+    @field_validator("transaction_window")
+    @classmethod
+    def _check_window(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> ReconcileConfig:
+        if self.review_threshold > self.link_threshold:
+            raise ValueError("review_threshold must not be above link_threshold")
+        return self
+
+
 class AppConfig(StrictModel):
     """The whole file. The smallest valid one is a ledger URL and one source."""
 
@@ -190,6 +249,7 @@ class AppConfig(StrictModel):
         description="Country assumed for phone numbers written without +country code.",
     )
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("ledger")

@@ -30,7 +30,7 @@ import math
 import random
 import unicodedata
 from array import array
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -77,6 +77,7 @@ REFERRAL = "referral"
 
 _CENT = Decimal("0.01")
 _MINUTES_PER_DAY = 1440
+_HOMES = 1000
 _DAYS_PER_YEAR = 365.25
 
 
@@ -125,6 +126,13 @@ class BusinessSpec:
     no_email_share: float = 0.08
     no_phone_share: float = 0.2
     company_share: float = 0.15
+    household_share: float = 0.0
+    """Share of persons who live with an earlier person: same last name and address."""
+    duplicate_no_address_share: float = 0.0
+    """Share of e-mail, phone and company duplicates without an address (an e-mail contact,
+    a guest checkout)."""
+    duplicate_moved_share: float = 0.0
+    """Share of e-mail and phone duplicates made after the person moved: another address."""
     # BG/NBD: λ ~ Gamma(r, scale 1/alpha) per day, p ~ Beta(a, b).
     r: float = 0.6
     alpha: float = 25.0
@@ -166,6 +174,9 @@ class BusinessSpec:
             "no_email_share",
             "no_phone_share",
             "company_share",
+            "household_share",
+            "duplicate_no_address_share",
+            "duplicate_moved_share",
             "refund_rate",
             "full_refund_share",
             "referral_share",
@@ -350,6 +361,19 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return count
 
 
+def _random_address(rng: random.Random) -> Address:
+    line1 = (
+        f"{rng.randint(1, 9999)} {rng.choice(names.STREET_NAMES)} "
+        f"{rng.choice(names.STREET_SUFFIXES)}"
+    )
+    line2 = None
+    if rng.random() < 0.25:
+        line2 = f"{rng.choice(names.UNIT_PREFIXES)} {rng.randint(1, 40)}{rng.choice('  AB')}"
+        line2 = line2.rstrip().replace("# ", "#")
+    city, region, zip_prefix = rng.choice(names.CITIES)
+    return Address(line1, line2, city, f"{zip_prefix}{rng.randint(1, 99):02d}", region, "US")
+
+
 class _PersonFactory:
     """Draws persons one by one; keeps what must stay unique or be picked from earlier ones."""
 
@@ -365,6 +389,8 @@ class _PersonFactory:
         self.channel_names = [channel.name for channel in spec.channels]
         self.channel_weights = [channel.share for channel in spec.channels]
         self.foreign_rate = float(spec.fx_rate)
+        # Recent persons' (last name, address): the homes a new person may join.
+        self.homes: deque[tuple[str, Address]] = deque(maxlen=_HOMES)
 
     def persons(self) -> Iterator[Person]:
         # Acquisition moments are the order statistics of n draws, made in ascending order
@@ -383,6 +409,9 @@ class _PersonFactory:
     def _person(self, index: int, day: float) -> Person:
         rng, spec = self.rng, self.spec
         first, last = rng.choice(names.FIRST_NAMES), rng.choice(names.LAST_NAMES)
+        home = None
+        if spec.household_share and self.homes and rng.random() < spec.household_share:
+            last, home = self.homes[int(rng.random() * len(self.homes))]
         company = self._company(last) if rng.random() < spec.company_share else None
         email = alt_email = None
         if rng.random() >= spec.no_email_share:
@@ -390,7 +419,9 @@ class _PersonFactory:
             alt_email = self._alt_email(first, last, email)
         company_email = self._company_email(first, company) if company else None
         phone = self._phone() if rng.random() >= spec.no_phone_share else None
-        address = self._address()
+        address = home or _random_address(rng)
+        if spec.household_share:
+            self.homes.append((last, address))
         channel, referred_by = self._channel()
         self.referrers.append(index)
         if rng.random() < spec.evangelist_share:
@@ -491,19 +522,6 @@ class _PersonFactory:
             if int(digits) not in self.phones:
                 self.phones.add(int(digits))
                 return digits
-
-    def _address(self) -> Address:
-        rng = self.rng
-        line1 = (
-            f"{rng.randint(1, 9999)} {rng.choice(names.STREET_NAMES)} "
-            f"{rng.choice(names.STREET_SUFFIXES)}"
-        )
-        line2 = None
-        if rng.random() < 0.25:
-            line2 = f"{rng.choice(names.UNIT_PREFIXES)} {rng.randint(1, 40)}{rng.choice('  AB')}"
-            line2 = line2.rstrip().replace("# ", "#")
-        city, region, zip_prefix = rng.choice(names.CITIES)
-        return Address(line1, line2, city, f"{zip_prefix}{rng.randint(1, 99):02d}", region, "US")
 
     def _sales(
         self, day: float, rate: float, dropout: float, spend_rate: float
@@ -812,6 +830,14 @@ class _Exporter:
             name = f"{first} {last}"
             if rng.random() < 0.3:
                 company = ""
+        spec = self.spec
+        # Draws only when the option is on, so the default export stays byte for byte the same.
+        share = spec.duplicate_no_address_share
+        if style != "name" and share and rng.random() < share:
+            address = Address("", None, "", "", "", "")
+        share = spec.duplicate_moved_share
+        if style in {"email", "phone"} and share and address.line1 and rng.random() < share:
+            address = _random_address(rng)
         line2 = address.line2 or ""
         if line2 and rng.random() < 0.3:
             line2 = ""

@@ -177,7 +177,7 @@ class SyncService:
         outcome = StepOutcome(run_id, RunStatus.OK)
         try:
             self.progress.step("matching customers across sources")
-            outcome.reconciled = reconcile(self.engine, datetime.now(UTC))
+            outcome.reconciled = reconcile(self.engine, datetime.now(UTC), self.app.reconcile)
             self.progress.step("computing metrics")
             outcome.figures = compute_figures(self.engine, as_of)
             if push:

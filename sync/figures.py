@@ -25,6 +25,7 @@ from sync.ledger import (
     LedgerCustomer,
     SourceCustomerRow,
     SourceTransactionRow,
+    TransactionMatch,
 )
 
 _CUSTOMER = LedgerCustomer.__table__  # type: ignore[attr-defined]
@@ -32,6 +33,7 @@ _LINK = CustomerLink.__table__  # type: ignore[attr-defined]
 _SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
 _TRANSACTION = SourceTransactionRow.__table__  # type: ignore[attr-defined]
 _METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
+_DUPLICATE = TransactionMatch.__table__  # type: ignore[attr-defined]
 
 STREAM_ROWS = 5_000
 
@@ -56,7 +58,10 @@ def encode_values(values: dict[str, MetricValue]) -> str:
 
 
 def _purchases(connection: Connection) -> Iterator[tuple[int, Purchase]]:
-    """Every live sale and refund with the ledger customer it belongs to, by customer."""
+    """Every live sale and refund with the ledger customer it belongs to, by customer.
+
+    A sale booked twice (``transaction_match``) counts once: its duplicate is left out.
+    """
     rows = connection.execution_options(yield_per=STREAM_ROWS).execute(
         select(
             _LINK.c.ledger_customer_id,
@@ -71,7 +76,10 @@ def _purchases(connection: Connection) -> Iterator[tuple[int, Purchase]]:
             & (_SOURCE.c.external_id == _TRANSACTION.c.customer_external_id),
         )
         .join(_LINK, _LINK.c.source_customer_id == _SOURCE.c.id)
-        .where(_TRANSACTION.c.deleted.is_(False))
+        .where(
+            _TRANSACTION.c.deleted.is_(False),
+            _TRANSACTION.c.id.not_in(select(_DUPLICATE.c.transaction_id)),
+        )
         .order_by(_LINK.c.ledger_customer_id)
     )
     for ledger_id, occurred_at, kind, home_amount in rows:

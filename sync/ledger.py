@@ -254,6 +254,102 @@ class CustomerMetrics(SQLModel, table=True):
     values_json: str = Field(sa_type=Text)
 
 
+class MatchModel(SQLModel, table=True):
+    """A version of the matching model: the Splink settings with their m/u probabilities."""
+
+    __tablename__ = "match_model"
+
+    id: int | None = Field(default=None, primary_key=True)
+    trained_at: datetime = Field(sa_type=UTCDateTime)
+    records: int = Field(description="Source customers it was trained on (0: built-in).")
+    settings_json: str = Field(sa_type=Text)
+
+
+class MatchPair(SQLModel, table=True):
+    """A scored candidate pair of source customers (``source_a < source_b``) worth keeping:
+    at or above the review threshold."""
+
+    __tablename__ = "match_pair"
+    __table_args__ = (Index("ix_match_pair_b", "source_b"),)
+
+    source_a: int = Field(primary_key=True, foreign_key="source_customer.id")
+    source_b: int = Field(primary_key=True, foreign_key="source_customer.id")
+    probability: float
+    match_weight: float
+    two_people: bool = Field(
+        default=False,
+        description="Different first names, no e-mail or phone in common: not linked by the model.",
+    )
+    scored_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class MatchScored(SQLModel, table=True):
+    """The content a source customer had when it was last compared: a changed hash means it
+    is compared again at the next cycle."""
+
+    __tablename__ = "match_scored"
+
+    source_customer_id: int = Field(primary_key=True, foreign_key="source_customer.id")
+    content_hash: str = Field(max_length=HASH_LENGTH)
+    model_id: int = Field(foreign_key="match_model.id")
+
+
+class MergeLog(SQLModel, table=True):
+    """Every admin merge, split and review decision: who, when, why; undoable."""
+
+    __tablename__ = "merge_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(max_length=120)
+    action: str = Field(max_length=20)
+    records: str = Field(sa_type=Text, description="The source records named, space separated.")
+    reason: str | None = Field(default=None, sa_type=Text)
+    undone_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    undone_by: str | None = Field(default=None, max_length=120)
+
+
+class MatchRule(SQLModel, table=True):
+    """An always- or never-merge rule written by an admin command or a review decision.
+
+    Records are named ``system:external_id`` so a rule survives re-ingesting the records.
+    """
+
+    __tablename__ = "match_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=10)
+    record_a: str = Field(max_length=300)
+    record_b: str = Field(max_length=300)
+    log_id: int = Field(foreign_key="merge_log.id", index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LinkHistory(SQLModel, table=True):
+    """A ledger customer a source customer belonged to before; lets an undone merge give the
+    split-off records their old customer id back."""
+
+    __tablename__ = "link_history"
+    __table_args__ = (Index("ix_link_history_source", "source_customer_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_customer_id: int = Field(foreign_key="source_customer.id")
+    ledger_customer_id: int = Field(foreign_key="ledger_customer.id")
+    until: datetime = Field(sa_type=UTCDateTime)
+
+
+class TransactionMatch(SQLModel, table=True):
+    """A transaction that records the same sale as another one: it is not counted."""
+
+    __tablename__ = "transaction_match"
+
+    transaction_id: int = Field(primary_key=True, foreign_key="source_transaction.id")
+    counted_id: int = Field(foreign_key="source_transaction.id")
+    rule: str = Field(max_length=80)
+    matched_at: datetime = Field(sa_type=UTCDateTime)
+
+
 SOURCE_TABLES: dict[RecordKind, type[SourceRow]] = {
     RecordKind.CUSTOMER: SourceCustomerRow,
     RecordKind.TRANSACTION: SourceTransactionRow,
