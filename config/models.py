@@ -171,6 +171,87 @@ class DaemonConfig(StrictModel):
         return value
 
 
+class RfmSegment(StrictModel):
+    """A named RFM segment: the customers whose R and F scores fall in both ranges."""
+
+    name: str = Field(description="Segment name, e.g. champions.")
+    recency: tuple[int, int] = Field(description="Lowest and highest R score (1 to 5).")
+    frequency: tuple[int, int] = Field(description="Lowest and highest F score (1 to 5).")
+
+
+DEFAULT_RFM_SEGMENTS = (
+    RfmSegment(name="champions", recency=(4, 5), frequency=(4, 5)),
+    RfmSegment(name="loyal", recency=(3, 5), frequency=(3, 5)),
+    RfmSegment(name="new", recency=(5, 5), frequency=(1, 1)),
+    RfmSegment(name="potential_loyalists", recency=(4, 5), frequency=(1, 3)),
+    RfmSegment(name="cannot_lose", recency=(1, 2), frequency=(5, 5)),
+    RfmSegment(name="at_risk", recency=(1, 2), frequency=(3, 5)),
+    RfmSegment(name="hibernating", recency=(1, 2), frequency=(1, 2)),
+    RfmSegment(name="need_attention", recency=(1, 5), frequency=(1, 5)),
+)
+
+
+class LifecycleSettings(StrictModel):
+    """Lifecycle stages, judged by recency against the customer's own purchase rhythm."""
+
+    at_risk_after: float = Field(
+        default=1.5, gt=0, description="At risk when recency exceeds this many usual gaps."
+    )
+    lapsed_after: float = Field(default=3.0, gt=0, description="Lapsed after this many gaps.")
+    lost_after: float = Field(default=6.0, gt=0, description="Lost after this many gaps.")
+    default_gap_days: int = Field(
+        default=90,
+        ge=1,
+        description="Usual gap between orders when no customer has bought twice yet.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LifecycleSettings:
+        if not self.at_risk_after < self.lapsed_after < self.lost_after:
+            raise ValueError("at_risk_after < lapsed_after < lost_after must hold")
+        return self
+
+
+class PredictionSettings(StrictModel):
+    """BG/NBD and Gamma-Gamma: when to fit, what to predict."""
+
+    min_customers: int = Field(
+        default=50, ge=3, description="Fewer buyers than this: no model, history only."
+    )
+    min_repeat_buyers: int = Field(
+        default=10, ge=3, description="Fewer customers with a second order: no model."
+    )
+    purchases_horizon_days: int = Field(
+        default=90, ge=1, description="Expected purchases are counted over this many days."
+    )
+    clv_horizon_months: int = Field(
+        default=12, ge=1, le=120, description="Discounted CLV covers this many months."
+    )
+    annual_discount_rate: float = Field(
+        default=0.10, ge=0, lt=1, description="Discount rate per year for CLV, 0.10 = 10%."
+    )
+    next_order_min_p_alive: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="The expected next order date is given only above this P(alive).",
+    )
+
+
+class MetricsConfig(StrictModel):
+    """Thresholds and rules of the metrics (docs/metrics.md gives every formula)."""
+
+    revenue_window_days: int = Field(
+        default=365, ge=1, description="Window of revenue_12m (days up to the as-of date)."
+    )
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    rfm_segments: list[RfmSegment] = Field(
+        default_factory=lambda: list(DEFAULT_RFM_SEGMENTS),
+        description="Named segments, the first that matches wins.",
+    )
+    prediction: PredictionSettings = Field(default_factory=PredictionSettings)
+
+
 class AppConfig(StrictModel):
     """The whole file. The smallest valid one is a ledger URL and one source."""
 
@@ -189,6 +270,7 @@ class AppConfig(StrictModel):
         pattern=r"^[A-Z]{2}$",
         description="Country assumed for phone numbers written without +country code.",
     )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

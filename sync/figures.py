@@ -1,24 +1,30 @@
-"""The metrics step: feed each ledger customer's rows to ``clm_metrics`` and store the result.
+"""The metrics step: read the ledger into frames, run ``clm_metrics``, store what changed.
 
-Transactions are streamed in ledger-customer order, so memory holds one customer's rows at a
-time plus the stored figures for comparison; a customer's row in ``customer_metrics`` is
-written only when a figure changed.
+The engine is columnar and fits its models on the whole customer base, so the step reads
+every live transaction of every linked customer (streamed in chunks into polars frames) and
+writes a customer's row in ``customer_metrics`` only when a figure changed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from itertools import groupby
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from clm_metrics import Purchase, customer_figures
-from clm_metrics.basic import MetricValue
+from clm_metrics import (
+    LedgerFrames,
+    MetricValue,
+    customer_metrics,
+    customers_frame,
+    metric_rows,
+    transactions_frame,
+)
+from config.models import MetricsConfig
 from sync.ledger import (
     CustomerLink,
     CustomerMetrics,
@@ -55,9 +61,9 @@ def encode_values(values: dict[str, MetricValue]) -> str:
     return json.dumps({name: to_json_value(v) for name, v in values.items()}, sort_keys=True)
 
 
-def _purchases(connection: Connection) -> Iterator[tuple[int, Purchase]]:
-    """Every live sale and refund with the ledger customer it belongs to, by customer."""
-    rows = connection.execution_options(yield_per=STREAM_ROWS).execute(
+def _transactions(connection: Connection) -> pl.DataFrame:
+    """Every live sale and refund with the ledger customer it belongs to."""
+    rows = connection.execute(
         select(
             _LINK.c.ledger_customer_id,
             _TRANSACTION.c.occurred_at,
@@ -72,10 +78,16 @@ def _purchases(connection: Connection) -> Iterator[tuple[int, Purchase]]:
         )
         .join(_LINK, _LINK.c.source_customer_id == _SOURCE.c.id)
         .where(_TRANSACTION.c.deleted.is_(False))
-        .order_by(_LINK.c.ledger_customer_id)
+        .execution_options(yield_per=STREAM_ROWS)
     )
-    for ledger_id, occurred_at, kind, home_amount in rows:
-        yield ledger_id, Purchase(occurred_at, kind, home_amount)
+    chunks = [transactions_frame(map(tuple, chunk)) for chunk in rows.partitions()]
+    return pl.concat(chunks) if chunks else transactions_frame([])
+
+
+def read_frames(connection: Connection) -> LedgerFrames:
+    """The ledger as the metrics engine reads it: every ledger customer and their rows."""
+    customer_ids = connection.execute(select(_CUSTOMER.c.id).order_by(_CUSTOMER.c.id)).scalars()
+    return LedgerFrames(customers_frame(customer_ids), _transactions(connection))
 
 
 class _MetricWrites:
@@ -111,37 +123,26 @@ class _MetricWrites:
         self.inserts, self.updates = [], []
 
 
-def compute_figures(engine: Engine, as_of: datetime) -> FiguresResult:
-    """Recompute every ledger customer's figures as of ``as_of``; store those that changed.
-
-    Rows are streamed on one connection and changes written on another (a server-side
-    cursor cannot share its connection with writes on PostgreSQL); the writes commit together.
-    """
+def compute_figures(
+    engine: Engine, as_of: datetime, settings: MetricsConfig | None = None
+) -> FiguresResult:
+    """Recompute every ledger customer's figures as of ``as_of``; store those that changed."""
     result = FiguresResult()
-    with engine.connect() as reader, engine.begin() as writer:
+    with engine.begin() as connection:
         stored: dict[int, str] = {
             ledger_id: values_json
-            for ledger_id, values_json in reader.execute(
+            for ledger_id, values_json in connection.execute(
                 select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json)
             ).tuples()
         }
-        customer_ids = list(
-            reader.execute(select(_CUSTOMER.c.id).order_by(_CUSTOMER.c.id)).scalars()
-        )
-        writes = _MetricWrites(writer)
-        purchases = groupby(_purchases(reader), key=lambda item: item[0])
-        pending = next(purchases, None)
-        for ledger_id in customer_ids:
-            own: list[Purchase] = []
-            while pending is not None and pending[0] <= ledger_id:
-                if pending[0] == ledger_id:
-                    own = [purchase for _, purchase in pending[1]]
-                pending = next(purchases, None)
-            encoded = encode_values(customer_figures(own, as_of).values())
+        table = customer_metrics(read_frames(connection), as_of, settings)
+        writes = _MetricWrites(connection)
+        for ledger_id, values in metric_rows(table):
+            encoded = encode_values(values)
             previous = stored.get(ledger_id)
             if previous != encoded:
                 writes.add(ledger_id, as_of, encoded, insert=previous is None)
         writes.flush()
-        result.customers = len(customer_ids)
+        result.customers = table.height
         result.changed = writes.count
     return result

@@ -1,0 +1,49 @@
+"""The catalogue of per-customer metrics: name, kind and meaning.
+
+The names are what the YAML push mapping (``push.fields[].metric``) and the customer export
+use; ``docs/metrics.md`` gives every formula and a test keeps it in step with this list.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+MetricValue = int | float | Decimal | date | str | bool | None
+
+
+class Kind(enum.StrEnum):
+    COUNT = "count"
+    MONEY = "money"
+    """Home currency, rounded half-even to cents when the value leaves the engine."""
+    DATE = "date"
+    NUMBER = "number"
+    """A float, rounded to the metric's ``digits``."""
+    TEXT = "text"
+    FLAG = "flag"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    kind: Kind
+    meaning: str
+    digits: int = 2
+
+
+METRICS: dict[str, Metric] = {
+    "orders": Metric(Kind.COUNT, "Number of sales (refunds are not orders)."),
+    "net_revenue": Metric(Kind.MONEY, "Sales minus refunds, in the home currency."),
+    "first_purchase": Metric(Kind.DATE, "Date of the first sale (UTC)."),
+    "last_purchase": Metric(Kind.DATE, "Date of the latest sale (UTC)."),
+    "recency_days": Metric(Kind.COUNT, "Whole days from the last sale to the as-of date."),
+    "lifespan_days": Metric(Kind.COUNT, "Days from the first sale to the latest transaction."),
+    "repeat_purchases": Metric(Kind.COUNT, "Sales after the first one."),
+    "avg_days_between_orders": Metric(
+        Kind.NUMBER, "Days from first to last sale over the gaps between sales.", 1
+    ),
+    "average_order_value": Metric(Kind.MONEY, "Net revenue per order."),
+    "revenue_12m": Metric(Kind.MONEY, "Net revenue of the revenue window before as-of."),
+}
+"""Every metric a customer has, in export column order."""

@@ -1,0 +1,66 @@
+"""Per-customer purchase history: counts, dates, revenue (docs/metrics.md, "History")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from clm_metrics.inputs import MONEY, LedgerFrames
+
+IS_SALE = pl.col("kind") == "sale"
+SIGNED = pl.when(IS_SALE).then(pl.col("home_amount")).otherwise(-pl.col("home_amount"))
+
+
+def known_transactions(frames: LedgerFrames, as_of: datetime) -> pl.DataFrame:
+    """The transactions that had happened by ``as_of`` (one at exactly ``as_of`` counts)."""
+    return frames.transactions.filter(pl.col("occurred_at") <= as_of.astimezone(UTC))
+
+
+def history(frames: LedgerFrames, as_of: datetime, revenue_window_days: int) -> pl.DataFrame:
+    """One row per customer of ``frames.customers`` with the history metrics as of ``as_of``.
+
+    Money columns stay exact (``MONEY``) and unrounded; rounding to cents happens once, when
+    values leave the engine.
+    """
+    as_of = as_of.astimezone(UTC)
+    window_start = as_of - timedelta(days=revenue_window_days)
+    today = as_of.date()
+    per_customer = (
+        known_transactions(frames, as_of)
+        .group_by("customer_id")
+        .agg(
+            orders=IS_SALE.sum().cast(pl.Int64),
+            first_purchase=pl.col("occurred_at").filter(IS_SALE).min().dt.date(),
+            last_purchase=pl.col("occurred_at").filter(IS_SALE).max().dt.date(),
+            latest_transaction=pl.col("occurred_at").max().dt.date(),
+            net_revenue=SIGNED.sum(),
+            revenue_12m=SIGNED.filter(pl.col("occurred_at") > window_start).sum(),
+        )
+    )
+    days = pl.duration(days=1)
+    return (
+        frames.customers.select("customer_id")
+        .join(per_customer, on="customer_id", how="left")
+        .with_columns(
+            orders=pl.col("orders").fill_null(0),
+            net_revenue=pl.col("net_revenue").fill_null(pl.lit(0).cast(MONEY)),
+            revenue_12m=pl.col("revenue_12m").fill_null(pl.lit(0).cast(MONEY)),
+        )
+        .with_columns(
+            lifespan_days=((pl.col("latest_transaction") - pl.col("first_purchase")) / days).cast(
+                pl.Int64
+            ),
+            recency_days=((pl.lit(today) - pl.col("last_purchase")) / days).cast(pl.Int64),
+            repeat_purchases=(pl.col("orders") - 1).clip(lower_bound=0),
+            avg_days_between_orders=pl.when(pl.col("orders") >= 2).then(
+                ((pl.col("last_purchase") - pl.col("first_purchase")) / days)
+                / (pl.col("orders") - 1)
+            ),
+            average_order_value=pl.when(pl.col("orders") >= 1).then(
+                pl.col("net_revenue") / pl.col("orders").cast(MONEY)
+            ),
+        )
+        .drop("latest_transaction")
+        .sort("customer_id")
+    )
