@@ -45,5 +45,15 @@ METRICS: dict[str, Metric] = {
     ),
     "average_order_value": Metric(Kind.MONEY, "Net revenue per order."),
     "revenue_12m": Metric(Kind.MONEY, "Net revenue of the revenue window before as-of."),
+    "p_alive": Metric(Kind.NUMBER, "BG/NBD probability that the customer is still active.", 4),
+    "churn_risk": Metric(Kind.NUMBER, "1 - p_alive.", 4),
+    "expected_purchases": Metric(
+        Kind.NUMBER, "BG/NBD expected purchase days in the prediction horizon (90 days)."
+    ),
+    "expected_next_order": Metric(
+        Kind.DATE, "As-of date plus the expected gap between purchases, if likely alive."
+    ),
+    "expected_order_value": Metric(Kind.MONEY, "Gamma-Gamma expected value of an order."),
+    "clv": Metric(Kind.MONEY, "Discounted expected revenue over the CLV horizon."),
 }
 """Every metric a customer has, in export column order."""

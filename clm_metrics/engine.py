@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -10,20 +11,33 @@ from typing import Any
 import polars as pl
 
 from clm_metrics.catalog import METRICS, Kind, MetricValue
-from clm_metrics.history import history
+from clm_metrics.history import history, known_transactions
 from clm_metrics.inputs import LedgerFrames
+from clm_metrics.predict import ModelFits, fit_models, predictions, purchase_summary
 from config.models import MetricsConfig
 
 CENT = Decimal("0.01")
 
 
+@dataclass(frozen=True, slots=True)
+class MetricsResult:
+    """The figures of every customer (one row each, by id) and the models behind them."""
+
+    table: pl.DataFrame
+    fits: ModelFits
+
+
 def customer_metrics(
     frames: LedgerFrames, as_of: datetime, settings: MetricsConfig | None = None
-) -> pl.DataFrame:
-    """Every metric of :data:`METRICS` for every customer of ``frames``, by customer id."""
+) -> MetricsResult:
+    """Every metric of :data:`METRICS` for every customer of ``frames``, as of ``as_of``."""
     settings = settings or MetricsConfig()
     table = history(frames, as_of, settings.revenue_window_days)
-    return table.select("customer_id", *METRICS)
+    summary = purchase_summary(known_transactions(frames, as_of), as_of)
+    fits = fit_models(summary, settings.prediction)
+    predicted = predictions(summary, fits, as_of, settings.prediction)
+    table = table.join(predicted, on="customer_id", how="left")
+    return MetricsResult(table.select("customer_id", *METRICS).sort("customer_id"), fits)
 
 
 def _value(kind: Kind, digits: int, value: Any) -> MetricValue:

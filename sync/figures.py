@@ -135,7 +135,7 @@ def compute_figures(
                 select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json)
             ).tuples()
         }
-        table = customer_metrics(read_frames(connection), as_of, settings)
+        table = customer_metrics(read_frames(connection), as_of, settings).table
         writes = _MetricWrites(connection)
         for ledger_id, values in metric_rows(table):
             encoded = encode_values(values)

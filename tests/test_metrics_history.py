@@ -57,7 +57,7 @@ def figures(
     rows: Sequence[TransactionTuple], as_of: datetime = AS_OF, customers: Sequence[int] = (1,)
 ) -> dict[int, dict[str, MetricValue]]:
     frames = LedgerFrames(customers_frame(customers), transactions_frame(rows))
-    return dict(metric_rows(customer_metrics(frames, as_of)))
+    return dict(metric_rows(customer_metrics(frames, as_of).table))
 
 
 def test_worked_example_refunds_and_amounts_already_in_home_currency() -> None:
