@@ -45,6 +45,16 @@ METRICS: dict[str, Metric] = {
     ),
     "average_order_value": Metric(Kind.MONEY, "Net revenue per order."),
     "revenue_12m": Metric(Kind.MONEY, "Net revenue of the revenue window before as-of."),
+    "rfm_recency": Metric(Kind.COUNT, "R score 1-5 among buyers (5: most recent)."),
+    "rfm_frequency": Metric(Kind.COUNT, "F score 1-5 among buyers (5: most orders)."),
+    "rfm_monetary": Metric(Kind.COUNT, "M score 1-5 among buyers (5: highest net revenue)."),
+    "rfm_segment": Metric(Kind.TEXT, "The first YAML segment whose R and F ranges match."),
+    "usual_gap_days": Metric(
+        Kind.NUMBER, "Own average gap between orders, else the repeat buyers' median.", 1
+    ),
+    "lifecycle_stage": Metric(
+        Kind.TEXT, "prospect, new, active, at_risk, lapsed or lost (recency / usual gap)."
+    ),
     "p_alive": Metric(Kind.NUMBER, "BG/NBD probability that the customer is still active.", 4),
     "churn_risk": Metric(Kind.NUMBER, "1 - p_alive.", 4),
     "expected_purchases": Metric(

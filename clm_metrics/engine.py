@@ -14,6 +14,7 @@ from clm_metrics.catalog import METRICS, Kind, MetricValue
 from clm_metrics.history import history, known_transactions
 from clm_metrics.inputs import LedgerFrames
 from clm_metrics.predict import ModelFits, fit_models, predictions, purchase_summary
+from clm_metrics.segments import lifecycle, rfm
 from config.models import MetricsConfig
 
 CENT = Decimal("0.01")
@@ -36,6 +37,8 @@ def customer_metrics(
     summary = purchase_summary(known_transactions(frames, as_of), as_of)
     fits = fit_models(summary, settings.prediction)
     predicted = predictions(summary, fits, as_of, settings.prediction)
+    table = table.join(rfm(table, settings.rfm_segments), on="customer_id", how="left")
+    table = table.join(lifecycle(table, settings.lifecycle), on="customer_id", how="left")
     table = table.join(predicted, on="customer_id", how="left")
     return MetricsResult(table.select("customer_id", *METRICS).sort("customer_id"), fits)
 
