@@ -45,6 +45,17 @@ METRICS: dict[str, Metric] = {
     ),
     "average_order_value": Metric(Kind.MONEY, "Net revenue per order."),
     "revenue_12m": Metric(Kind.MONEY, "Net revenue of the revenue window before as-of."),
+    "support_incidents": Metric(Kind.COUNT, "Conversations with a support message."),
+    "open_incidents": Metric(Kind.COUNT, "Support conversations without a resolved label."),
+    "last_incident": Metric(Kind.DATE, "Date of the latest support message."),
+    "support_cost": Metric(Kind.MONEY, "Incidents and messages at their YAML cost."),
+    "acquisition_channel": Metric(Kind.TEXT, "The marketing channel that brought them."),
+    "cac": Metric(Kind.MONEY, "Channel spend of the acquisition period per customer acquired."),
+    "referrals_made": Metric(Kind.COUNT, "Customers this customer referred."),
+    "referred_revenue": Metric(Kind.MONEY, "Net revenue of the customers they referred."),
+    "return_on_customer": Metric(
+        Kind.NUMBER, "(revenue + referred revenue - CAC - service) / (CAC + service)."
+    ),
     "rfm_recency": Metric(Kind.COUNT, "R score 1-5 among buyers (5: most recent)."),
     "rfm_frequency": Metric(Kind.COUNT, "F score 1-5 among buyers (5: most orders)."),
     "rfm_monetary": Metric(Kind.COUNT, "M score 1-5 among buyers (5: highest net revenue)."),
@@ -55,6 +66,9 @@ METRICS: dict[str, Metric] = {
     "lifecycle_stage": Metric(
         Kind.TEXT, "prospect, new, active, at_risk, lapsed or lost (recency / usual gap)."
     ),
+    "evangelist": Metric(Kind.FLAG, "Refers enough customers or revenue and still active."),
+    "loss_reason": Metric(Kind.TEXT, "The admin's reason, else the first loss signal."),
+    "loss_signals": Metric(Kind.TEXT, "Every loss signal of a lapsed or lost customer."),
     "p_alive": Metric(Kind.NUMBER, "BG/NBD probability that the customer is still active.", 4),
     "churn_risk": Metric(Kind.NUMBER, "1 - p_alive.", 4),
     "expected_purchases": Metric(

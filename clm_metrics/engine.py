@@ -10,11 +10,15 @@ from typing import Any
 
 import polars as pl
 
+from clm_metrics.acquisition import cac
 from clm_metrics.catalog import METRICS, Kind, MetricValue
 from clm_metrics.history import history, known_transactions
-from clm_metrics.inputs import LedgerFrames
+from clm_metrics.inputs import MONEY, LedgerFrames
+from clm_metrics.loss import loss_reasons
 from clm_metrics.predict import ModelFits, fit_models, predictions, purchase_summary
+from clm_metrics.referrals import evangelist, referrals, return_on_customer
 from clm_metrics.segments import lifecycle, rfm
+from clm_metrics.support import support
 from config.models import MetricsConfig
 
 CENT = Decimal("0.01")
@@ -33,12 +37,38 @@ def customer_metrics(
 ) -> MetricsResult:
     """Every metric of :data:`METRICS` for every customer of ``frames``, as of ``as_of``."""
     settings = settings or MetricsConfig()
-    table = history(frames, as_of, settings.revenue_window_days)
-    summary = purchase_summary(known_transactions(frames, as_of), as_of)
-    fits = fit_models(summary, settings.prediction)
-    predicted = predictions(summary, fits, as_of, settings.prediction)
+    known = known_transactions(frames, as_of)
+    table = history(frames, as_of, settings.revenue_window_days, settings.roc_window_days)
+    costs = support(frames.interactions, as_of, settings.roc_window_days, settings.support)
+    zero = pl.lit(0).cast(MONEY)
+    table = table.join(costs, on="customer_id", how="left").with_columns(
+        pl.col("support_incidents", "open_incidents").fill_null(0),
+        pl.col("support_cost", "support_cost_window").fill_null(zero),
+    )
+    table = table.join(
+        cac(table, frames.customers, frames.spend, as_of, settings.acquisition),
+        on="customer_id",
+        how="left",
+    )
+    table = table.join(
+        referrals(table, frames.referrals, as_of), on="customer_id", how="left"
+    ).with_columns(
+        pl.col("referrals_made").fill_null(0),
+        pl.col("referred_revenue", "referred_revenue_window").fill_null(zero),
+    )
+    table = table.with_columns(return_on_customer=return_on_customer())
     table = table.join(rfm(table, settings.rfm_segments), on="customer_id", how="left")
     table = table.join(lifecycle(table, settings.lifecycle), on="customer_id", how="left")
+    table = table.with_columns(evangelist=evangelist(settings.referrals))
+    known_interactions = frames.interactions.filter(pl.col("occurred_at") <= as_of)
+    table = table.join(
+        loss_reasons(table, frames.customers, known, known_interactions, settings.loss),
+        on="customer_id",
+        how="left",
+    )
+    summary = purchase_summary(known, as_of)
+    fits = fit_models(summary, settings.prediction)
+    predicted = predictions(summary, fits, as_of, settings.prediction)
     table = table.join(predicted, on="customer_id", how="left")
     return MetricsResult(table.select("customer_id", *METRICS).sort("customer_id"), fits)
 

@@ -17,14 +17,18 @@ def known_transactions(frames: LedgerFrames, as_of: datetime) -> pl.DataFrame:
     return frames.transactions.filter(pl.col("occurred_at") <= as_of.astimezone(UTC))
 
 
-def history(frames: LedgerFrames, as_of: datetime, revenue_window_days: int) -> pl.DataFrame:
-    """One row per customer of ``frames.customers`` with the history metrics as of ``as_of``.
+def history(
+    frames: LedgerFrames, as_of: datetime, revenue_window_days: int, roc_window_days: int
+) -> pl.DataFrame:
+    """One row per customer of ``frames.customers`` with the history metrics as of ``as_of``
+    (and ``revenue_roc_window``, the net revenue of the return-on-customer window).
 
     Money columns stay exact (``MONEY``) and unrounded; rounding to cents happens once, when
     values leave the engine.
     """
     as_of = as_of.astimezone(UTC)
     window_start = as_of - timedelta(days=revenue_window_days)
+    roc_start = as_of - timedelta(days=roc_window_days)
     today = as_of.date()
     per_customer = (
         known_transactions(frames, as_of)
@@ -36,6 +40,7 @@ def history(frames: LedgerFrames, as_of: datetime, revenue_window_days: int) -> 
             latest_transaction=pl.col("occurred_at").max().dt.date(),
             net_revenue=SIGNED.sum(),
             revenue_12m=SIGNED.filter(pl.col("occurred_at") > window_start).sum(),
+            revenue_roc_window=SIGNED.filter(pl.col("occurred_at") > roc_start).sum(),
         )
     )
     days = pl.duration(days=1)
@@ -46,6 +51,7 @@ def history(frames: LedgerFrames, as_of: datetime, revenue_window_days: int) -> 
             orders=pl.col("orders").fill_null(0),
             net_revenue=pl.col("net_revenue").fill_null(pl.lit(0).cast(MONEY)),
             revenue_12m=pl.col("revenue_12m").fill_null(pl.lit(0).cast(MONEY)),
+            revenue_roc_window=pl.col("revenue_roc_window").fill_null(pl.lit(0).cast(MONEY)),
         )
         .with_columns(
             lifespan_days=((pl.col("latest_transaction") - pl.col("first_purchase")) / days).cast(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -238,6 +239,56 @@ class PredictionSettings(StrictModel):
     )
 
 
+class SupportSettings(StrictModel):
+    """What support costs: per incident (a conversation) plus per message."""
+
+    cost_per_incident: Decimal = Field(default=Decimal(0), ge=0)
+    cost_per_message: Decimal = Field(default=Decimal(0), ge=0)
+    cost_per_message_by_kind: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="Per-channel message cost (e.g. phone: 6.50) replacing cost_per_message.",
+    )
+    resolved_labels: list[str] = Field(
+        default_factory=lambda: ["resolved", "closed"],
+        description="A conversation with a message carrying one of these labels is closed.",
+    )
+
+
+class AcquisitionSettings(StrictModel):
+    period: Literal["month", "quarter", "year"] = Field(
+        default="month", description="Spend and new customers are matched per this period."
+    )
+
+
+class ReferralSettings(StrictModel):
+    """An evangelist: still active and referred enough customers or revenue."""
+
+    evangelist_min_referrals: int = Field(default=2, ge=1)
+    evangelist_min_referred_revenue: Decimal = Field(default=Decimal(500), ge=0)
+
+
+class LossSettings(StrictModel):
+    """Loss-reason signals of lapsed and lost customers."""
+
+    note_tag: str = Field(
+        default="loss reason",
+        description="An admin's reason in a note: 'loss reason: moved away'.",
+    )
+    label_prefix: str = Field(
+        default="lost:", description="An admin's reason as a label: 'Lost: price'."
+    )
+    complaint_words: list[str] = Field(
+        default_factory=lambda: ["complaint", "refund", "broken", "disappointed", "cancel"],
+        description="Words that mark a complaint in a conversation's subject or preview.",
+    )
+    complaint_messages: int = Field(
+        default=5, ge=1, description="How many of the latest messages are searched."
+    )
+    high_support_factor: float = Field(
+        default=3.0, gt=0, description="Support cost above this times the peers' median."
+    )
+
+
 class MetricsConfig(StrictModel):
     """Thresholds and rules of the metrics (docs/metrics.md gives every formula)."""
 
@@ -250,6 +301,13 @@ class MetricsConfig(StrictModel):
         description="Named segments, the first that matches wins.",
     )
     prediction: PredictionSettings = Field(default_factory=PredictionSettings)
+    support: SupportSettings = Field(default_factory=SupportSettings)
+    acquisition: AcquisitionSettings = Field(default_factory=AcquisitionSettings)
+    referrals: ReferralSettings = Field(default_factory=ReferralSettings)
+    roc_window_days: int = Field(
+        default=365, ge=1, description="Return on customer counts this many days of activity."
+    )
+    loss: LossSettings = Field(default_factory=LossSettings)
 
 
 class AppConfig(StrictModel):

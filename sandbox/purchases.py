@@ -93,6 +93,7 @@ def draw_transactions(
             "occurred_at": pl.Series(micros).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
             "kind": pl.Series(["sale"]).extend_constant("sale", owner.size - 1),
             "home_amount": pl.Series(np.round(value, 2)).cast(MONEY),
+            "discount": pl.Series([None] * owner.size, dtype=MONEY),
         },
         schema=TRANSACTION_SCHEMA,
     ).with_columns(pl.col("occurred_at").cast(MOMENT))

@@ -13,18 +13,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import polars as pl
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from clm_metrics import (
-    LedgerFrames,
-    MetricValue,
-    customer_metrics,
-    customers_frame,
-    metric_rows,
-    transactions_frame,
-)
+from clm_metrics import MetricValue, customer_metrics, metric_rows
 from config.models import MetricsConfig
+from sync.frames import read_frames
 from sync.ledger import (
     CustomerLink,
     CustomerMetrics,
@@ -59,35 +52,6 @@ def to_json_value(value: MetricValue) -> Any:
 
 def encode_values(values: dict[str, MetricValue]) -> str:
     return json.dumps({name: to_json_value(v) for name, v in values.items()}, sort_keys=True)
-
-
-def _transactions(connection: Connection) -> pl.DataFrame:
-    """Every live sale and refund with the ledger customer it belongs to."""
-    rows = connection.execute(
-        select(
-            _LINK.c.ledger_customer_id,
-            _TRANSACTION.c.occurred_at,
-            _TRANSACTION.c.transaction_kind,
-            _TRANSACTION.c.home_amount,
-        )
-        .select_from(_TRANSACTION)
-        .join(
-            _SOURCE,
-            (_SOURCE.c.system == _TRANSACTION.c.system)
-            & (_SOURCE.c.external_id == _TRANSACTION.c.customer_external_id),
-        )
-        .join(_LINK, _LINK.c.source_customer_id == _SOURCE.c.id)
-        .where(_TRANSACTION.c.deleted.is_(False))
-        .execution_options(yield_per=STREAM_ROWS)
-    )
-    chunks = [transactions_frame(map(tuple, chunk)) for chunk in rows.partitions()]
-    return pl.concat(chunks) if chunks else transactions_frame([])
-
-
-def read_frames(connection: Connection) -> LedgerFrames:
-    """The ledger as the metrics engine reads it: every ledger customer and their rows."""
-    customer_ids = connection.execute(select(_CUSTOMER.c.id).order_by(_CUSTOMER.c.id)).scalars()
-    return LedgerFrames(customers_frame(customer_ids), _transactions(connection))
 
 
 class _MetricWrites:
