@@ -26,7 +26,8 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True, slots=True)
 class MetricsResult:
-    """The figures of every customer (one row each, by id) and the models behind them."""
+    """The figures of every customer (one row each, by id; the METRICS columns first, then
+    the window sums the business figures need) and the models behind them."""
 
     table: pl.DataFrame
     fits: ModelFits
@@ -70,7 +71,8 @@ def customer_metrics(
     fits = fit_models(summary, settings.prediction)
     predicted = predictions(summary, fits, as_of, settings.prediction)
     table = table.join(predicted, on="customer_id", how="left")
-    return MetricsResult(table.select("customer_id", *METRICS).sort("customer_id"), fits)
+    ordered = table.select("customer_id", *METRICS, pl.exclude("customer_id", *METRICS))
+    return MetricsResult(ordered.sort("customer_id"), fits)
 
 
 def _value(kind: Kind, digits: int, value: Any) -> MetricValue:

@@ -289,6 +289,35 @@ class LossSettings(StrictModel):
     )
 
 
+class BusinessSettings(StrictModel):
+    """Business-level figures (``clm-sync report``)."""
+
+    frequency_buckets: list[int] = Field(
+        default_factory=lambda: [2, 3, 5, 10],
+        description="Lower ends of the order-count groups of repeat purchasers.",
+    )
+    top_evangelists: int = Field(default=10, ge=1, description="How many the report lists.")
+
+
+class BaselineSettings(StrictModel):
+    """Comparisons with a baseline and the waiting rule."""
+
+    fast_share: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="Compare no sooner than the usual gap of this share of fastest repeaters.",
+    )
+    slow_share: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="Results are preliminary until the usual gap of this share of slowest.",
+    )
+    bootstrap_samples: int = Field(default=500, ge=50, le=10_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
 class MetricsConfig(StrictModel):
     """Thresholds and rules of the metrics (docs/metrics.md gives every formula)."""
 
@@ -308,6 +337,8 @@ class MetricsConfig(StrictModel):
         default=365, ge=1, description="Return on customer counts this many days of activity."
     )
     loss: LossSettings = Field(default_factory=LossSettings)
+    business: BusinessSettings = Field(default_factory=BusinessSettings)
+    baseline: BaselineSettings = Field(default_factory=BaselineSettings)
 
 
 class AppConfig(StrictModel):

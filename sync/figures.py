@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,18 +19,12 @@ from clm_metrics import MetricValue, customer_metrics, metric_rows
 from config.models import MetricsConfig
 from sync.frames import read_frames
 from sync.ledger import (
-    CustomerLink,
     CustomerMetrics,
-    LedgerCustomer,
-    SourceCustomerRow,
-    SourceTransactionRow,
+    MetricsRun,
 )
 
-_CUSTOMER = LedgerCustomer.__table__  # type: ignore[attr-defined]
-_LINK = CustomerLink.__table__  # type: ignore[attr-defined]
-_SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
-_TRANSACTION = SourceTransactionRow.__table__  # type: ignore[attr-defined]
 _METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
+_RUN = MetricsRun.__table__  # type: ignore[attr-defined]
 
 STREAM_ROWS = 5_000
 
@@ -39,6 +33,8 @@ STREAM_ROWS = 5_000
 class FiguresResult:
     customers: int = 0
     changed: int = 0
+    messages: tuple[str, ...] = ()
+    """Why a model is missing (too little data ...), for the run's output."""
 
 
 def to_json_value(value: MetricValue) -> Any:
@@ -99,7 +95,8 @@ def compute_figures(
                 select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json)
             ).tuples()
         }
-        table = customer_metrics(read_frames(connection), as_of, settings).table
+        computed = customer_metrics(read_frames(connection), as_of, settings)
+        table = computed.table
         writes = _MetricWrites(connection)
         for ledger_id, values in metric_rows(table):
             encoded = encode_values(values)
@@ -109,4 +106,14 @@ def compute_figures(
         writes.flush()
         result.customers = table.height
         result.changed = writes.count
+        result.messages = computed.fits.messages
+        connection.execute(
+            insert(_RUN).values(
+                as_of=as_of,
+                computed_at=datetime.now(UTC),
+                customers=result.customers,
+                changed=result.changed,
+                models_json=json.dumps(computed.fits.as_dict(), sort_keys=True),
+            )
+        )
     return result

@@ -261,3 +261,39 @@ SOURCE_TABLES: dict[RecordKind, type[SourceRow]] = {
     RecordKind.REFERRAL: SourceReferralRow,
     RecordKind.SPEND: SourceSpendRow,
 }
+
+
+class MetricsRun(SQLModel, table=True):
+    """One computation of the figures: when, as of when, and the models fitted (JSON)."""
+
+    __tablename__ = "metrics_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    as_of: datetime = Field(sa_type=UTCDateTime)
+    computed_at: datetime = Field(sa_type=UTCDateTime)
+    customers: int
+    changed: int
+    models_json: str = Field(sa_type=Text, description="Fitted parameters and messages.")
+
+
+class Baseline(SQLModel, table=True):
+    """Figures frozen under a name; nothing but ``baseline create`` ever writes here."""
+
+    __tablename__ = "baseline"
+
+    name: str = Field(primary_key=True, max_length=80)
+    as_of: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    business_json: str = Field(sa_type=Text)
+    models_json: str = Field(sa_type=Text)
+
+
+class BaselineCustomer(SQLModel, table=True):
+    """A customer's figures in a baseline. No foreign key to ``ledger_customer``: later
+    merges, splits and retirements must not touch a frozen baseline."""
+
+    __tablename__ = "baseline_customer"
+
+    baseline_name: str = Field(primary_key=True, foreign_key="baseline.name", max_length=80)
+    ledger_customer_id: int = Field(primary_key=True)
+    values_json: str = Field(sa_type=Text)

@@ -1,0 +1,60 @@
+"""metrics runs and baselines
+
+One row per computation of the figures with the fitted models; baselines (figures frozen
+under a name) and their per-customer figures.
+
+Revision ID: 0004
+Revises: 0002
+Create Date: 2026-11-26 00:43:53.136683
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import sync.types
+
+revision = "0004"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+_NAME = sqlmodel.sql.sqltypes.AutoString(length=80)
+
+
+def upgrade() -> None:
+    op.create_table(
+        "baseline",
+        sa.Column("name", _NAME, nullable=False),
+        sa.Column("as_of", sync.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sync.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("business_json", sa.Text(), nullable=False),
+        sa.Column("models_json", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
+        "metrics_run",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("as_of", sync.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("computed_at", sync.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("customers", sa.Integer(), nullable=False),
+        sa.Column("changed", sa.Integer(), nullable=False),
+        sa.Column("models_json", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "baseline_customer",
+        sa.Column("baseline_name", _NAME, nullable=False),
+        sa.Column("ledger_customer_id", sa.Integer(), nullable=False),
+        sa.Column("values_json", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["baseline_name"], ["baseline.name"]),
+        sa.PrimaryKeyConstraint("baseline_name", "ledger_customer_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("baseline_customer")
+    op.drop_table("metrics_run")
+    op.drop_table("baseline")
