@@ -13,13 +13,9 @@ PERIODS = {"month": "1mo", "quarter": "3mo", "year": "1y"}
 
 
 def cac(
-    table: pl.DataFrame,
-    customers: pl.DataFrame,
-    spend: pl.DataFrame,
-    as_of: datetime,
-    settings: AcquisitionSettings,
+    table: pl.DataFrame, spend: pl.DataFrame, as_of: datetime, settings: AcquisitionSettings
 ) -> pl.DataFrame:
-    """``acquisition_channel`` of every customer and ``cac`` of every buyer.
+    """``cac`` of every buyer of ``table`` (which has ``acquisition_channel``).
 
     A buyer is acquired in the period of their first purchase. A channel's spend in a period
     is divided by the buyers that channel acquired then; spend that finds no such buyer (a
@@ -28,10 +24,10 @@ def cac(
     blended share.
     """
     every = PERIODS[settings.period]
-    acquired = (
-        table.filter(pl.col("orders") >= 1)
-        .select("customer_id", period=pl.col("first_purchase").dt.truncate(every))
-        .join(customers.select("customer_id", "acquisition_channel"), on="customer_id")
+    acquired = table.filter(pl.col("orders") >= 1).select(
+        "customer_id",
+        "acquisition_channel",
+        period=pl.col("first_purchase").dt.truncate(every),
     )
     spent = (
         spend.filter(pl.col("spent_on") <= as_of.astimezone(UTC).date())
@@ -58,14 +54,11 @@ def cac(
         .select("period", blended_cac=pl.col("unattributed") / pl.col("all_buyers").cast(MONEY))
     )
     zero = pl.lit(0).cast(MONEY)
-    shares = (
+    return (
         acquired.join(channel_share, on=["acquisition_channel", "period"], how="left")
         .join(blended, on="period", how="left")
         .select(
             "customer_id",
             cac=pl.col("channel_cac").fill_null(zero) + pl.col("blended_cac").fill_null(zero),
         )
-    )
-    return customers.select("customer_id", "acquisition_channel").join(
-        shares, on="customer_id", how="left"
     )

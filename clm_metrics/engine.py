@@ -11,14 +11,14 @@ from typing import Any
 import polars as pl
 
 from clm_metrics.acquisition import cac
+from clm_metrics.basis import customer_basis
 from clm_metrics.catalog import METRICS, Kind, MetricValue
-from clm_metrics.history import history, known_transactions
+from clm_metrics.history import history_figures
 from clm_metrics.inputs import MONEY, LedgerFrames
 from clm_metrics.loss import loss_reasons
 from clm_metrics.predict import ModelFits, fit_models, predictions, purchase_summary
 from clm_metrics.referrals import evangelist, referrals, return_on_customer
 from clm_metrics.segments import lifecycle, rfm
-from clm_metrics.support import support
 from config.models import MetricsConfig
 
 CENT = Decimal("0.01")
@@ -33,26 +33,20 @@ class MetricsResult:
     fits: ModelFits
 
 
-def customer_metrics(
-    frames: LedgerFrames, as_of: datetime, settings: MetricsConfig | None = None
+def finish(
+    basis: pl.DataFrame,
+    referral_links: pl.DataFrame,
+    spend: pl.DataFrame,
+    as_of: datetime,
+    settings: MetricsConfig,
 ) -> MetricsResult:
-    """Every metric of :data:`METRICS` for every customer of ``frames``, as of ``as_of``."""
-    settings = settings or MetricsConfig()
-    known = known_transactions(frames, as_of)
-    table = history(frames, as_of, settings.revenue_window_days, settings.roc_window_days)
-    costs = support(frames.interactions, as_of, settings.roc_window_days, settings.support)
+    """Every metric of every customer from all customers' basis (see :mod:`basis`), the
+    referrals and the spend: what compares customers with each other."""
     zero = pl.lit(0).cast(MONEY)
-    table = table.join(costs, on="customer_id", how="left").with_columns(
-        pl.col("support_incidents", "open_incidents").fill_null(0),
-        pl.col("support_cost", "support_cost_window").fill_null(zero),
-    )
+    table = basis.with_columns(history_figures(as_of))
+    table = table.join(cac(table, spend, as_of, settings.acquisition), on="customer_id", how="left")
     table = table.join(
-        cac(table, frames.customers, frames.spend, as_of, settings.acquisition),
-        on="customer_id",
-        how="left",
-    )
-    table = table.join(
-        referrals(table, frames.referrals, as_of), on="customer_id", how="left"
+        referrals(table, referral_links, as_of), on="customer_id", how="left"
     ).with_columns(
         pl.col("referrals_made").fill_null(0),
         pl.col("referred_revenue", "referred_revenue_window").fill_null(zero),
@@ -61,18 +55,22 @@ def customer_metrics(
     table = table.join(rfm(table, settings.rfm_segments), on="customer_id", how="left")
     table = table.join(lifecycle(table, settings.lifecycle), on="customer_id", how="left")
     table = table.with_columns(evangelist=evangelist(settings.referrals))
-    known_interactions = frames.interactions.filter(pl.col("occurred_at") <= as_of)
-    table = table.join(
-        loss_reasons(table, frames.customers, known, known_interactions, settings.loss),
-        on="customer_id",
-        how="left",
-    )
-    summary = purchase_summary(known, as_of)
+    table = table.join(loss_reasons(table, settings.loss), on="customer_id", how="left")
+    summary = purchase_summary(table, as_of)
     fits = fit_models(summary, settings.prediction)
     predicted = predictions(summary, fits, as_of, settings.prediction)
     table = table.join(predicted, on="customer_id", how="left")
     ordered = table.select("customer_id", *METRICS, pl.exclude("customer_id", *METRICS))
     return MetricsResult(ordered.sort("customer_id"), fits)
+
+
+def customer_metrics(
+    frames: LedgerFrames, as_of: datetime, settings: MetricsConfig | None = None
+) -> MetricsResult:
+    """Every metric of :data:`METRICS` for every customer of ``frames``, as of ``as_of``."""
+    settings = settings or MetricsConfig()
+    basis = customer_basis(frames, as_of, settings)
+    return finish(basis, frames.referrals, frames.spend, as_of, settings)
 
 
 def _value(kind: Kind, digits: int, value: Any) -> MetricValue:

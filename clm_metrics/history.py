@@ -17,19 +17,19 @@ def known_transactions(frames: LedgerFrames, as_of: datetime) -> pl.DataFrame:
     return frames.transactions.filter(pl.col("occurred_at") <= as_of.astimezone(UTC))
 
 
-def history(
+def history_basis(
     frames: LedgerFrames, as_of: datetime, revenue_window_days: int, roc_window_days: int
 ) -> pl.DataFrame:
-    """One row per customer of ``frames.customers`` with the history metrics as of ``as_of``
-    (and ``revenue_roc_window``, the net revenue of the return-on-customer window).
+    """Per customer of ``frames.customers``: the sums and dates of their own transactions
+    known at ``as_of`` (``revenue_roc_window`` is the net revenue of the return-on-customer
+    window; ``latest_transaction`` the date of the latest sale or refund).
 
-    Money columns stay exact (``MONEY``) and unrounded; rounding to cents happens once, when
-    values leave the engine.
+    Money stays exact (``MONEY``) and unrounded; rounding to cents happens once, when values
+    leave the engine.
     """
     as_of = as_of.astimezone(UTC)
     window_start = as_of - timedelta(days=revenue_window_days)
     roc_start = as_of - timedelta(days=roc_window_days)
-    today = as_of.date()
     per_customer = (
         known_transactions(frames, as_of)
         .group_by("customer_id")
@@ -43,30 +43,33 @@ def history(
             revenue_roc_window=SIGNED.filter(pl.col("occurred_at") > roc_start).sum(),
         )
     )
-    days = pl.duration(days=1)
+    zero = pl.lit(0).cast(MONEY)
     return (
         frames.customers.select("customer_id")
         .join(per_customer, on="customer_id", how="left")
         .with_columns(
-            orders=pl.col("orders").fill_null(0),
-            net_revenue=pl.col("net_revenue").fill_null(pl.lit(0).cast(MONEY)),
-            revenue_12m=pl.col("revenue_12m").fill_null(pl.lit(0).cast(MONEY)),
-            revenue_roc_window=pl.col("revenue_roc_window").fill_null(pl.lit(0).cast(MONEY)),
+            pl.col("orders").fill_null(0),
+            pl.col("net_revenue", "revenue_12m", "revenue_roc_window").fill_null(zero),
         )
-        .with_columns(
-            lifespan_days=((pl.col("latest_transaction") - pl.col("first_purchase")) / days).cast(
-                pl.Int64
-            ),
-            recency_days=((pl.lit(today) - pl.col("last_purchase")) / days).cast(pl.Int64),
-            repeat_purchases=(pl.col("orders") - 1).clip(lower_bound=0),
-            avg_days_between_orders=pl.when(pl.col("orders") >= 2).then(
-                ((pl.col("last_purchase") - pl.col("first_purchase")) / days)
-                / (pl.col("orders") - 1)
-            ),
-            average_order_value=pl.when(pl.col("orders") >= 1).then(
-                pl.col("net_revenue") / pl.col("orders").cast(MONEY)
-            ),
-        )
-        .drop("latest_transaction")
-        .sort("customer_id")
     )
+
+
+def history_figures(as_of: datetime) -> list[pl.Expr]:
+    """The history metrics computed from the basis columns, as of ``as_of``."""
+    days = pl.duration(days=1)
+    today = as_of.astimezone(UTC).date()
+    return [
+        ((pl.col("latest_transaction") - pl.col("first_purchase")) / days)
+        .cast(pl.Int64)
+        .alias("lifespan_days"),
+        ((pl.lit(today) - pl.col("last_purchase")) / days).cast(pl.Int64).alias("recency_days"),
+        (pl.col("orders") - 1).clip(lower_bound=0).alias("repeat_purchases"),
+        pl.when(pl.col("orders") >= 2)
+        .then(
+            ((pl.col("last_purchase") - pl.col("first_purchase")) / days) / (pl.col("orders") - 1)
+        )
+        .alias("avg_days_between_orders"),
+        pl.when(pl.col("orders") >= 1)
+        .then(pl.col("net_revenue") / pl.col("orders").cast(MONEY))
+        .alias("average_order_value"),
+    ]

@@ -40,15 +40,15 @@ def admin_reason(customers: pl.DataFrame, settings: LossSettings) -> pl.DataFram
     )
 
 
-def loss_reasons(
-    table: pl.DataFrame,
+def loss_basis(
     customers: pl.DataFrame,
     known_transactions: pl.DataFrame,
     known_interactions: pl.DataFrame,
     settings: LossSettings,
 ) -> pl.DataFrame:
-    """``loss_signals`` (all that apply, comma-separated) and ``loss_reason`` (the admin's,
-    else the first signal) of lapsed and lost customers; empty for the others."""
+    """Per customer, what the signals need from their own rows: ``last_sale``,
+    ``last_refund``, ``discounted`` (every sale had a discount), ``complaints`` and
+    ``admin_reason``."""
     purchases = known_transactions.group_by("customer_id").agg(
         last_sale=pl.col("occurred_at").filter(IS_SALE).max(),
         last_refund=pl.col("occurred_at").filter(~IS_SALE).max(),
@@ -62,6 +62,16 @@ def loss_reasons(
         .str.contains(rf"(?i)\b({words})\b")
         .any()
     )
+    return (
+        admin_reason(customers, settings)
+        .join(purchases, on="customer_id", how="left")
+        .join(complaints, on="customer_id", how="left")
+    )
+
+
+def loss_reasons(table: pl.DataFrame, settings: LossSettings) -> pl.DataFrame:
+    """``loss_signals`` (all that apply, comma-separated) and ``loss_reason`` (the admin's,
+    else the first signal) of lapsed and lost customers; empty for the others."""
     peers = table.filter(pl.col("support_cost") > 0)["support_cost"].cast(pl.Float64).median()
     high_cost = float(peers) * settings.high_support_factor if isinstance(peers, float) else None
     conditions = {
@@ -80,19 +90,12 @@ def loss_reasons(
         [pl.when(conditions[name].fill_null(False)).then(pl.lit(name)) for name in SIGNALS]
     ).list.drop_nulls()
     losing = pl.col("lifecycle_stage").is_in(LOST_STAGES)
-    return (
-        table.select("customer_id", "lifecycle_stage", "orders", "open_incidents", "support_cost")
-        .join(purchases, on="customer_id", how="left")
-        .join(complaints, on="customer_id", how="left")
-        .join(admin_reason(customers, settings), on="customer_id", how="left")
-        .with_columns(signals=signals)
-        .select(
-            "customer_id",
-            loss_reason=pl.when(losing).then(
-                pl.coalesce(pl.col("admin_reason"), pl.col("signals").list.first())
-            ),
-            loss_signals=pl.when(losing & (pl.col("signals").list.len() > 0)).then(
-                pl.col("signals").list.join(", ")
-            ),
-        )
+    return table.with_columns(signals=signals).select(
+        "customer_id",
+        loss_reason=pl.when(losing).then(
+            pl.coalesce(pl.col("admin_reason"), pl.col("signals").list.first())
+        ),
+        loss_signals=pl.when(losing & (pl.col("signals").list.len() > 0)).then(
+            pl.col("signals").list.join(", ")
+        ),
     )

@@ -51,35 +51,33 @@ class ModelFits:
         }
 
 
-def purchase_summary(known: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
-    """Per buyer: ``x`` repeat purchase days, ``t_x`` days from the first purchase day to
-    the last, ``T`` days from the first purchase day to the as-of date, ``mean_value`` the
-    mean sales of the repeat purchase days (null without one)."""
-    today = as_of.astimezone(UTC).date()
+def purchase_basis(known: pl.DataFrame) -> pl.DataFrame:
+    """Per buyer: ``purchase_days`` (days with a sale) and ``mean_value``, the mean sales of
+    the purchase days after the first (null without one)."""
     days = (
         known.filter(IS_SALE)
         .group_by("customer_id", pl.col("occurred_at").dt.date().alias("day"))
         .agg(value=pl.col("home_amount").sum().cast(pl.Float64))
     )
+    return days.group_by("customer_id").agg(
+        purchase_days=pl.len().cast(pl.Int64),
+        mean_value=pl.when(pl.len() > 1).then(
+            (pl.col("value").sum() - pl.col("value").sort_by("day").first()) / (pl.len() - 1)
+        ),
+    )
+
+
+def purchase_summary(table: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+    """Per buyer: ``x`` repeat purchase days, ``t_x`` days from the first purchase day to the
+    last, ``T`` days from the first purchase day to the as-of date, and ``mean_value``."""
+    today = as_of.astimezone(UTC).date()
     one_day = pl.duration(days=1)
-    return (
-        days.group_by("customer_id")
-        .agg(
-            n=pl.len(),
-            first=pl.col("day").min(),
-            last=pl.col("day").max(),
-            total=pl.col("value").sum(),
-            first_value=pl.col("value").sort_by("day").first(),
-        )
-        .select(
-            "customer_id",
-            x=(pl.col("n") - 1).cast(pl.Float64),
-            t_x=((pl.col("last") - pl.col("first")) / one_day).cast(pl.Float64),
-            T=((pl.lit(today) - pl.col("first")) / one_day).cast(pl.Float64),
-            mean_value=pl.when(pl.col("n") > 1).then(
-                (pl.col("total") - pl.col("first_value")) / (pl.col("n") - 1)
-            ),
-        )
+    return table.filter(pl.col("purchase_days").is_not_null()).select(
+        "customer_id",
+        x=(pl.col("purchase_days") - 1).cast(pl.Float64),
+        t_x=((pl.col("last_purchase") - pl.col("first_purchase")) / one_day).cast(pl.Float64),
+        T=((pl.lit(today) - pl.col("first_purchase")) / one_day).cast(pl.Float64),
+        mean_value="mean_value",
     )
 
 
