@@ -7,16 +7,21 @@ writes a customer's row in ``customer_metrics`` only when a figure changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from clm_metrics import MetricValue, customer_metrics, metric_rows
+from clm_metrics import LedgerFrames, MetricValue, metric_rows
+from clm_metrics.basis import customer_basis
+from clm_metrics.engine import finish
 from config.models import MetricsConfig
+from sync.basis import crossed, fingerprints, replace_basis, stored_basis
 from sync.frames import read_frames
 from sync.ledger import (
     CustomerMetrics,
@@ -33,6 +38,8 @@ STREAM_ROWS = 5_000
 class FiguresResult:
     customers: int = 0
     changed: int = 0
+    recomputed: int = 0
+    """Customers whose basis was recomputed (the others kept last run's)."""
     messages: tuple[str, ...] = ()
     """Why a model is missing (too little data ...), for the run's output."""
 
@@ -83,10 +90,61 @@ class _MetricWrites:
         self.inserts, self.updates = [], []
 
 
+def settings_hash(settings: MetricsConfig) -> str:
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+
+
+def _basis(
+    connection: Connection, as_of: datetime, settings: MetricsConfig, *, incremental: bool
+) -> tuple[pl.DataFrame, LedgerFrames | None, list[int]]:
+    """Every customer's basis (with fingerprint), the frames read, and who was recomputed.
+
+    Incremental only when the last run used the same settings and an earlier or equal as-of
+    time; otherwise every customer is recomputed."""
+    prints = fingerprints(connection)
+    last = connection.execute(
+        select(_RUN.c.as_of, _RUN.c.settings_hash).order_by(_RUN.c.id.desc()).limit(1)
+    ).first()
+    if (
+        incremental
+        and last is not None
+        and last.settings_hash == settings_hash(settings)
+        and last.as_of <= as_of
+    ):
+        stored = stored_basis(connection)
+        changed = prints.join(stored, on=["customer_id", "fingerprint"], how="anti")
+        touched = set(changed["customer_id"]) | crossed(connection, last.as_of, as_of, settings)
+        ids = sorted(touched)
+        frames = read_frames(connection, ids) if ids else None
+        fresh = (
+            customer_basis(frames, as_of, settings)
+            if frames is not None
+            else stored.head(0).drop("fingerprint")
+        )
+        kept = stored.filter(~pl.col("customer_id").is_in(pl.Series(ids, dtype=pl.Int64())))
+        fresh = fresh.join(prints, on="customer_id").select(stored.columns)
+        everyone = prints.select("customer_id")
+        basis = pl.concat([kept, fresh]).join(everyone, on="customer_id").sort("customer_id")
+        return basis, None, ids
+    frames = read_frames(connection)
+    basis = customer_basis(frames, as_of, settings).join(prints, on="customer_id")
+    return basis, frames, list(basis["customer_id"])
+
+
 def compute_figures(
-    engine: Engine, as_of: datetime, settings: MetricsConfig | None = None
+    engine: Engine,
+    as_of: datetime,
+    settings: MetricsConfig | None = None,
+    *,
+    incremental: bool = True,
 ) -> FiguresResult:
-    """Recompute every ledger customer's figures as of ``as_of``; store those that changed."""
+    """Every ledger customer's figures as of ``as_of``; store those that changed.
+
+    Only customers touched since the last run get a new basis (``sync.basis``); the figures
+    that compare customers are recomputed for all. ``incremental=False`` recomputes every
+    basis (the result is the same).
+    """
+    settings = settings or MetricsConfig()
     result = FiguresResult()
     with engine.begin() as connection:
         stored: dict[int, str] = {
@@ -95,7 +153,13 @@ def compute_figures(
                 select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json)
             ).tuples()
         }
-        computed = customer_metrics(read_frames(connection), as_of, settings)
+        basis, frames, recomputed = _basis(connection, as_of, settings, incremental=incremental)
+        replace_basis(connection, basis.filter(pl.col("customer_id").is_in(recomputed)), recomputed)
+        if frames is None:
+            frames = read_frames(connection, [])
+        computed = finish(
+            basis.drop("fingerprint"), frames.referrals, frames.spend, as_of, settings
+        )
         table = computed.table
         writes = _MetricWrites(connection)
         for ledger_id, values in metric_rows(table):
@@ -106,6 +170,7 @@ def compute_figures(
         writes.flush()
         result.customers = table.height
         result.changed = writes.count
+        result.recomputed = len(recomputed)
         result.messages = computed.fits.messages
         connection.execute(
             insert(_RUN).values(
@@ -113,6 +178,8 @@ def compute_figures(
                 computed_at=datetime.now(UTC),
                 customers=result.customers,
                 changed=result.changed,
+                recomputed=result.recomputed,
+                settings_hash=settings_hash(settings),
                 models_json=json.dumps(computed.fits.as_dict(), sort_keys=True),
             )
         )

@@ -42,11 +42,13 @@ _REFERRAL = SourceReferralRow.__table__  # type: ignore[attr-defined]
 _SPEND = SourceSpendRow.__table__  # type: ignore[attr-defined]
 
 STREAM_ROWS = 50_000
+MAX_LISTED_CUSTOMERS = 5_000
 
 
-def _read(
+def read_frame(
     connection: Connection, query: Select[Any], schema: dict[str, pl.DataType]
 ) -> pl.DataFrame:
+    """The rows of ``query`` as a frame of ``schema`` (its columns in the query's order)."""
     rows = connection.execute(query.execution_options(yield_per=STREAM_ROWS))
     chunks = [frame(map(tuple, chunk), schema) for chunk in rows.partitions()]
     return pl.concat(chunks) if chunks else frame([], schema)
@@ -77,7 +79,7 @@ def _customers(connection: Connection, customer_ids: Sequence[int] | None) -> pl
     if customer_ids is not None:
         query = query.where(_CUSTOMER.c.id.in_(customer_ids))
     schema = {**CUSTOMER_SCHEMA, "first_seen_at": pl.Datetime("us", "UTC")}
-    records = _read(connection, query, schema).with_columns(pl.col("labels").fill_null([]))
+    records = read_frame(connection, query, schema).with_columns(pl.col("labels").fill_null([]))
     return (
         records.sort("customer_id", "first_seen_at", nulls_last=True)
         .group_by("customer_id", maintain_order=True)
@@ -107,6 +109,17 @@ def _with_customer(query: Select[Any], table: Any, customer_ids: Sequence[int] |
 def read_frames(connection: Connection, customer_ids: Sequence[int] | None = None) -> LedgerFrames:
     """The ledger as the metrics engine reads it: every ledger customer (or only those of
     ``customer_ids``) with their rows; referrals and spend always in full."""
+    if customer_ids is not None and len(customer_ids) > MAX_LISTED_CUSTOMERS:
+        # A long id list in SQL is slower than reading everything and filtering here.
+        full = read_frames(connection)
+        keep = pl.col("customer_id").is_in(pl.Series(customer_ids, dtype=pl.Int64()))
+        return LedgerFrames(
+            full.customers.filter(keep),
+            full.transactions.filter(keep),
+            full.interactions.filter(keep),
+            full.referrals,
+            full.spend,
+        )
     transactions = _with_customer(
         select(
             _LINK.c.ledger_customer_id,
@@ -166,13 +179,13 @@ def read_frames(connection: Connection, customer_ids: Sequence[int] | None = Non
     )
     return LedgerFrames(
         customers=_customers(connection, customer_ids),
-        transactions=_read(connection, transactions, TRANSACTION_SCHEMA),
-        interactions=_read(connection, interactions, interaction_schema)
+        transactions=read_frame(connection, transactions, TRANSACTION_SCHEMA),
+        interactions=read_frame(connection, interactions, interaction_schema)
         .with_columns(
             text=pl.concat_str("subject", "preview", separator="\n", ignore_nulls=True),
             labels=pl.col("labels").fill_null([]),
         )
         .select(list(INTERACTION_SCHEMA)),
-        referrals=_read(connection, referrals, REFERRAL_SCHEMA),
-        spend=_read(connection, spend, SPEND_SCHEMA),
+        referrals=read_frame(connection, referrals, REFERRAL_SCHEMA),
+        spend=read_frame(connection, spend, SPEND_SCHEMA),
     )
