@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn, TypeVar
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -38,6 +39,7 @@ from config import (
 from config.models import LoggingConfig, SourceConfig
 from connectors.base import Authorizing, Reporting, SettingUp
 from connectors.errors import ConnectorError
+from sync.baselines import BaselineError, Report, compare_with_baseline, create_baseline, report
 from sync.cycle import CycleOutcome, SyncService
 from sync.db import (
     LedgerError,
@@ -90,6 +92,11 @@ app = typer.Typer(
 )
 export_app = typer.Typer(help="Write ledger contents to files.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+baseline_app = typer.Typer(
+    help="Freeze every figure under a name, and compare later figures with it.",
+    no_args_is_help=True,
+)
+app.add_typer(baseline_app, name="baseline")
 
 ConfigOption = Annotated[
     Path | None,
@@ -236,6 +243,8 @@ def print_outcome(outcome: CycleOutcome) -> None:
         console.print(
             f"Metrics: {step.figures.changed:,} of {step.figures.customers:,} customers changed"
         )
+        for message in step.figures.messages:
+            console.print(f"Metrics: {message}", highlight=False, markup=False)
     for pushed in step.pushes:
         console.print(
             f"Push to {pushed.system}: {pushed.pushed:,} values written, {pushed.failed:,} failed"
@@ -502,6 +511,126 @@ def migrate_command(config: ConfigOption = None) -> None:
         console.print(f"The ledger is already at revision {after}.")
     else:
         console.print(f"Ledger migrated from {before or 'empty'} to {after}.")
+
+
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Figures as they stood at this date or time (UTC if no zone) [default: now].",
+    ),
+]
+
+
+def _table(title: str, frame: pl.DataFrame) -> Table:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(column, justify="left" if frame[column].dtype == pl.String else "right")
+    for row in frame.iter_rows():
+        table.add_row(*("" if value is None else str(value) for value in row))
+    return table
+
+
+def print_report(figures: Report) -> None:
+    console.print(f"Figures as of {figures.as_of.isoformat()}", highlight=False)
+    summary = Table(title="Business")
+    summary.add_column("figure")
+    summary.add_column("value", justify="right")
+    for name, value in figures.business.summary.items():
+        summary.add_row(name.replace("_", " "), "" if value is None else f"{value:,}")
+    console.print(summary)
+    for name, frame in figures.business.tables.items():
+        if name != "cohort_retention":
+            console.print(_table(name.replace("_", " "), frame))
+    cohorts = figures.business.tables["cohort_retention"]
+    if cohorts.height:
+        console.print(
+            _table(
+                "cohort retention (share of each month's new buyers buying k months later)",
+                cohorts.pivot("months_since", index="cohort", values="retention"),
+            )
+        )
+    fits = figures.result.fits
+    if fits.bgnbd is not None:
+        m = fits.bgnbd
+        console.print(
+            f"BG/NBD: r={m.r:.4g} alpha={m.alpha:.4g} a={m.a:.4g} b={m.b:.4g} "
+            f"(log-likelihood {m.log_likelihood:.1f}, {m.customers:,} customers)"
+        )
+    if fits.gamma_gamma is not None:
+        g = fits.gamma_gamma
+        console.print(f"Gamma-Gamma: p={g.p:.4g} q={g.q:.4g} gamma={g.v:.4g}")
+    for message in fits.messages:
+        console.print(message, highlight=False, markup=False)
+
+
+@app.command("report")
+def report_command(config: ConfigOption = None, as_of: AsOfOption = None) -> None:
+    """Business figures: customers by stage, acquired and lost per month, revenue per
+    customer, CAC by channel, cohort retention, evangelists, loss reasons, the models."""
+    settings = load(config)
+    engine = open_ledger(settings)
+    moment = parse_as_of(as_of) or datetime.now(UTC)
+    print_report(report(engine, moment, settings.metrics))
+
+
+@baseline_app.command("create")
+def baseline_create(
+    name: Annotated[str, typer.Argument(help="A name for the frozen figures.")],
+    config: ConfigOption = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """Freeze every figure (per customer and for the business) under NAME, for good."""
+    settings = load(config)
+    engine = open_ledger(settings)
+    moment = parse_as_of(as_of) or datetime.now(UTC)
+    try:
+        frozen = create_baseline(engine, name, moment, settings.metrics, datetime.now(UTC))
+    except BaselineError as error:
+        fail(str(error))
+    console.print(
+        f"Baseline {name!r} frozen as of {moment.isoformat()}: "
+        f"{frozen.result.table.height:,} customers.",
+        highlight=False,
+    )
+
+
+@baseline_app.command("compare")
+def baseline_compare(
+    name: Annotated[str, typer.Argument(help="The baseline to compare with.")],
+    config: ConfigOption = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """Figures now (or at --as-of) against baseline NAME: % change and a bootstrap interval.
+
+    Exits 1 without figures while it is too early for a comparison to mean anything.
+    """
+    settings = load(config)
+    engine = open_ledger(settings)
+    moment = parse_as_of(as_of) or datetime.now(UTC)
+    try:
+        comparison = compare_with_baseline(engine, name, moment, settings.metrics)
+    except BaselineError as error:
+        fail(str(error))
+    if comparison.status == "too_early":
+        fail(comparison.message)
+    confidence = f"{settings.metrics.baseline.confidence:.0%}"
+    table = Table(title=f"Now against baseline {name!r} ({comparison.status})")
+    for column in ("figure", "baseline", "now", "change", f"{confidence} interval"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for change in comparison.changes:
+        table.add_row(
+            change.figure.replace("_", " "),
+            "" if change.baseline is None else f"{change.baseline:,.2f}",
+            "" if change.now is None else f"{change.now:,.2f}",
+            "" if change.change is None else f"{change.change:+.1%}",
+            ""
+            if change.low is None or change.high is None
+            else f"{change.low:+.1%} to {change.high:+.1%}",
+        )
+    console.print(table)
+    if comparison.status == "preliminary":
+        console.print(comparison.message, highlight=False)
 
 
 @export_app.command("customers")

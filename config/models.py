@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -230,6 +231,175 @@ class ReconcileConfig(StrictModel):
         return self
 
 
+class RfmSegment(StrictModel):
+    """A named RFM segment: the customers whose R and F scores fall in both ranges."""
+
+    name: str = Field(description="Segment name, e.g. champions.")
+    recency: tuple[int, int] = Field(description="Lowest and highest R score (1 to 5).")
+    frequency: tuple[int, int] = Field(description="Lowest and highest F score (1 to 5).")
+
+
+DEFAULT_RFM_SEGMENTS = (
+    RfmSegment(name="champions", recency=(4, 5), frequency=(4, 5)),
+    RfmSegment(name="loyal", recency=(3, 5), frequency=(3, 5)),
+    RfmSegment(name="new", recency=(5, 5), frequency=(1, 1)),
+    RfmSegment(name="potential_loyalists", recency=(4, 5), frequency=(1, 3)),
+    RfmSegment(name="cannot_lose", recency=(1, 2), frequency=(5, 5)),
+    RfmSegment(name="at_risk", recency=(1, 2), frequency=(3, 5)),
+    RfmSegment(name="hibernating", recency=(1, 2), frequency=(1, 2)),
+    RfmSegment(name="need_attention", recency=(1, 5), frequency=(1, 5)),
+)
+
+
+class LifecycleSettings(StrictModel):
+    """Lifecycle stages, judged by recency against the customer's own purchase rhythm."""
+
+    at_risk_after: float = Field(
+        default=1.5, gt=0, description="At risk when recency exceeds this many usual gaps."
+    )
+    lapsed_after: float = Field(default=3.0, gt=0, description="Lapsed after this many gaps.")
+    lost_after: float = Field(default=6.0, gt=0, description="Lost after this many gaps.")
+    default_gap_days: int = Field(
+        default=90,
+        ge=1,
+        description="Usual gap between orders when no customer has bought twice yet.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LifecycleSettings:
+        if not self.at_risk_after < self.lapsed_after < self.lost_after:
+            raise ValueError("at_risk_after < lapsed_after < lost_after must hold")
+        return self
+
+
+class PredictionSettings(StrictModel):
+    """BG/NBD and Gamma-Gamma: when to fit, what to predict."""
+
+    min_customers: int = Field(
+        default=50, ge=3, description="Fewer buyers than this: no model, history only."
+    )
+    min_repeat_buyers: int = Field(
+        default=10, ge=3, description="Fewer customers with a second order: no model."
+    )
+    purchases_horizon_days: int = Field(
+        default=90, ge=1, description="Expected purchases are counted over this many days."
+    )
+    clv_horizon_months: int = Field(
+        default=12, ge=1, le=120, description="Discounted CLV covers this many months."
+    )
+    annual_discount_rate: float = Field(
+        default=0.10, ge=0, lt=1, description="Discount rate per year for CLV, 0.10 = 10%."
+    )
+    next_order_min_p_alive: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="The expected next order date is given only above this P(alive).",
+    )
+
+
+class SupportSettings(StrictModel):
+    """What support costs: per incident (a conversation) plus per message."""
+
+    cost_per_incident: Decimal = Field(default=Decimal(0), ge=0)
+    cost_per_message: Decimal = Field(default=Decimal(0), ge=0)
+    cost_per_message_by_kind: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="Per-channel message cost (e.g. phone: 6.50) replacing cost_per_message.",
+    )
+    resolved_labels: list[str] = Field(
+        default_factory=lambda: ["resolved", "closed"],
+        description="A conversation with a message carrying one of these labels is closed.",
+    )
+
+
+class AcquisitionSettings(StrictModel):
+    period: Literal["month", "quarter", "year"] = Field(
+        default="month", description="Spend and new customers are matched per this period."
+    )
+
+
+class ReferralSettings(StrictModel):
+    """An evangelist: still active and referred enough customers or revenue."""
+
+    evangelist_min_referrals: int = Field(default=2, ge=1)
+    evangelist_min_referred_revenue: Decimal = Field(default=Decimal(500), ge=0)
+
+
+class LossSettings(StrictModel):
+    """Loss-reason signals of lapsed and lost customers."""
+
+    note_tag: str = Field(
+        default="loss reason",
+        description="An admin's reason in a note: 'loss reason: moved away'.",
+    )
+    label_prefix: str = Field(
+        default="lost:", description="An admin's reason as a label: 'Lost: price'."
+    )
+    complaint_words: list[str] = Field(
+        default_factory=lambda: ["complaint", "refund", "broken", "disappointed", "cancel"],
+        description="Words that mark a complaint in a conversation's subject or preview.",
+    )
+    complaint_messages: int = Field(
+        default=5, ge=1, description="How many of the latest messages are searched."
+    )
+    high_support_factor: float = Field(
+        default=3.0, gt=0, description="Support cost above this times the peers' median."
+    )
+
+
+class BusinessSettings(StrictModel):
+    """Business-level figures (``clm-sync report``)."""
+
+    frequency_buckets: list[int] = Field(
+        default_factory=lambda: [2, 3, 5, 10],
+        description="Lower ends of the order-count groups of repeat purchasers.",
+    )
+    top_evangelists: int = Field(default=10, ge=1, description="How many the report lists.")
+
+
+class BaselineSettings(StrictModel):
+    """Comparisons with a baseline and the waiting rule."""
+
+    fast_share: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="Compare no sooner than the usual gap of this share of fastest repeaters.",
+    )
+    slow_share: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="Results are preliminary until the usual gap of this share of slowest.",
+    )
+    bootstrap_samples: int = Field(default=500, ge=50, le=10_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
+class MetricsConfig(StrictModel):
+    """Thresholds and rules of the metrics (docs/metrics.md gives every formula)."""
+
+    revenue_window_days: int = Field(
+        default=365, ge=1, description="Window of revenue_12m (days up to the as-of date)."
+    )
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    rfm_segments: list[RfmSegment] = Field(
+        default_factory=lambda: list(DEFAULT_RFM_SEGMENTS),
+        description="Named segments, the first that matches wins.",
+    )
+    prediction: PredictionSettings = Field(default_factory=PredictionSettings)
+    support: SupportSettings = Field(default_factory=SupportSettings)
+    acquisition: AcquisitionSettings = Field(default_factory=AcquisitionSettings)
+    referrals: ReferralSettings = Field(default_factory=ReferralSettings)
+    roc_window_days: int = Field(
+        default=365, ge=1, description="Return on customer counts this many days of activity."
+    )
+    loss: LossSettings = Field(default_factory=LossSettings)
+    business: BusinessSettings = Field(default_factory=BusinessSettings)
+    baseline: BaselineSettings = Field(default_factory=BaselineSettings)
+
+
 class AppConfig(StrictModel):
     """The whole file. The smallest valid one is a ledger URL and one source."""
 
@@ -248,6 +418,7 @@ class AppConfig(StrictModel):
         pattern=r"^[A-Z]{2}$",
         description="Country assumed for phone numbers written without +country code.",
     )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

@@ -179,7 +179,7 @@ class SyncService:
             self.progress.step("matching customers across sources")
             outcome.reconciled = reconcile(self.engine, datetime.now(UTC), self.app.reconcile)
             self.progress.step("computing metrics")
-            outcome.figures = compute_figures(self.engine, as_of)
+            outcome.figures = compute_figures(self.engine, as_of, self.app.metrics)
             if push:
                 outcome.pushes = self.push(dry_run=False)
         except Exception as error:

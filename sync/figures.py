@@ -1,39 +1,35 @@
-"""The metrics step: feed each ledger customer's rows to ``clm_metrics`` and store the result.
+"""The metrics step: read the ledger into frames, run ``clm_metrics``, store what changed.
 
-Transactions are streamed in ledger-customer order, so memory holds one customer's rows at a
-time plus the stored figures for comparison; a customer's row in ``customer_metrics`` is
-written only when a figure changed.
+The engine is columnar and fits its models on the whole customer base, so the step reads
+every live transaction of every linked customer (streamed in chunks into polars frames) and
+writes a customer's row in ``customer_metrics`` only when a figure changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from itertools import groupby
 from typing import Any
 
+import polars as pl
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from clm_metrics import Purchase, customer_figures
-from clm_metrics.basic import MetricValue
+from clm_metrics import LedgerFrames, MetricValue, metric_rows
+from clm_metrics.basis import customer_basis
+from clm_metrics.engine import finish
+from config.models import MetricsConfig
+from sync.basis import crossed, fingerprints, replace_basis, stored_basis
+from sync.frames import read_frames
 from sync.ledger import (
-    CustomerLink,
     CustomerMetrics,
-    LedgerCustomer,
-    SourceCustomerRow,
-    SourceTransactionRow,
-    TransactionMatch,
+    MetricsRun,
 )
 
-_CUSTOMER = LedgerCustomer.__table__  # type: ignore[attr-defined]
-_LINK = CustomerLink.__table__  # type: ignore[attr-defined]
-_SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
-_TRANSACTION = SourceTransactionRow.__table__  # type: ignore[attr-defined]
 _METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
-_DUPLICATE = TransactionMatch.__table__  # type: ignore[attr-defined]
+_RUN = MetricsRun.__table__  # type: ignore[attr-defined]
 
 STREAM_ROWS = 5_000
 
@@ -42,6 +38,10 @@ STREAM_ROWS = 5_000
 class FiguresResult:
     customers: int = 0
     changed: int = 0
+    recomputed: int = 0
+    """Customers whose basis was recomputed (the others kept last run's)."""
+    messages: tuple[str, ...] = ()
+    """Why a model is missing (too little data ...), for the run's output."""
 
 
 def to_json_value(value: MetricValue) -> Any:
@@ -55,35 +55,6 @@ def to_json_value(value: MetricValue) -> Any:
 
 def encode_values(values: dict[str, MetricValue]) -> str:
     return json.dumps({name: to_json_value(v) for name, v in values.items()}, sort_keys=True)
-
-
-def _purchases(connection: Connection) -> Iterator[tuple[int, Purchase]]:
-    """Every live sale and refund with the ledger customer it belongs to, by customer.
-
-    A sale booked twice (``transaction_match``) counts once: its duplicate is left out.
-    """
-    rows = connection.execution_options(yield_per=STREAM_ROWS).execute(
-        select(
-            _LINK.c.ledger_customer_id,
-            _TRANSACTION.c.occurred_at,
-            _TRANSACTION.c.transaction_kind,
-            _TRANSACTION.c.home_amount,
-        )
-        .select_from(_TRANSACTION)
-        .join(
-            _SOURCE,
-            (_SOURCE.c.system == _TRANSACTION.c.system)
-            & (_SOURCE.c.external_id == _TRANSACTION.c.customer_external_id),
-        )
-        .join(_LINK, _LINK.c.source_customer_id == _SOURCE.c.id)
-        .where(
-            _TRANSACTION.c.deleted.is_(False),
-            _TRANSACTION.c.id.not_in(select(_DUPLICATE.c.transaction_id)),
-        )
-        .order_by(_LINK.c.ledger_customer_id)
-    )
-    for ledger_id, occurred_at, kind, home_amount in rows:
-        yield ledger_id, Purchase(occurred_at, kind, home_amount)
 
 
 class _MetricWrites:
@@ -119,37 +90,97 @@ class _MetricWrites:
         self.inserts, self.updates = [], []
 
 
-def compute_figures(engine: Engine, as_of: datetime) -> FiguresResult:
-    """Recompute every ledger customer's figures as of ``as_of``; store those that changed.
+def settings_hash(settings: MetricsConfig) -> str:
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
 
-    Rows are streamed on one connection and changes written on another (a server-side
-    cursor cannot share its connection with writes on PostgreSQL); the writes commit together.
+
+def _basis(
+    connection: Connection, as_of: datetime, settings: MetricsConfig, *, incremental: bool
+) -> tuple[pl.DataFrame, LedgerFrames | None, list[int]]:
+    """Every customer's basis (with fingerprint), the frames read, and who was recomputed.
+
+    Incremental only when the last run used the same settings and an earlier or equal as-of
+    time; otherwise every customer is recomputed."""
+    prints = fingerprints(connection)
+    last = connection.execute(
+        select(_RUN.c.as_of, _RUN.c.settings_hash).order_by(_RUN.c.id.desc()).limit(1)
+    ).first()
+    if (
+        incremental
+        and last is not None
+        and last.settings_hash == settings_hash(settings)
+        and last.as_of <= as_of
+    ):
+        stored = stored_basis(connection)
+        changed = prints.join(stored, on=["customer_id", "fingerprint"], how="anti")
+        touched = set(changed["customer_id"]) | crossed(connection, last.as_of, as_of, settings)
+        ids = sorted(touched)
+        frames = read_frames(connection, ids) if ids else None
+        fresh = (
+            customer_basis(frames, as_of, settings)
+            if frames is not None
+            else stored.head(0).drop("fingerprint")
+        )
+        kept = stored.filter(~pl.col("customer_id").is_in(pl.Series(ids, dtype=pl.Int64())))
+        fresh = fresh.join(prints, on="customer_id").select(stored.columns)
+        everyone = prints.select("customer_id")
+        basis = pl.concat([kept, fresh]).join(everyone, on="customer_id").sort("customer_id")
+        return basis, None, ids
+    frames = read_frames(connection)
+    basis = customer_basis(frames, as_of, settings).join(prints, on="customer_id")
+    return basis, frames, list(basis["customer_id"])
+
+
+def compute_figures(
+    engine: Engine,
+    as_of: datetime,
+    settings: MetricsConfig | None = None,
+    *,
+    incremental: bool = True,
+) -> FiguresResult:
+    """Every ledger customer's figures as of ``as_of``; store those that changed.
+
+    Only customers touched since the last run get a new basis (``sync.basis``); the figures
+    that compare customers are recomputed for all. ``incremental=False`` recomputes every
+    basis (the result is the same).
     """
+    settings = settings or MetricsConfig()
     result = FiguresResult()
-    with engine.connect() as reader, engine.begin() as writer:
+    with engine.begin() as connection:
         stored: dict[int, str] = {
             ledger_id: values_json
-            for ledger_id, values_json in reader.execute(
+            for ledger_id, values_json in connection.execute(
                 select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json)
             ).tuples()
         }
-        customer_ids = list(
-            reader.execute(select(_CUSTOMER.c.id).order_by(_CUSTOMER.c.id)).scalars()
+        basis, frames, recomputed = _basis(connection, as_of, settings, incremental=incremental)
+        replace_basis(connection, basis.filter(pl.col("customer_id").is_in(recomputed)), recomputed)
+        if frames is None:
+            frames = read_frames(connection, [])
+        computed = finish(
+            basis.drop("fingerprint"), frames.referrals, frames.spend, as_of, settings
         )
-        writes = _MetricWrites(writer)
-        purchases = groupby(_purchases(reader), key=lambda item: item[0])
-        pending = next(purchases, None)
-        for ledger_id in customer_ids:
-            own: list[Purchase] = []
-            while pending is not None and pending[0] <= ledger_id:
-                if pending[0] == ledger_id:
-                    own = [purchase for _, purchase in pending[1]]
-                pending = next(purchases, None)
-            encoded = encode_values(customer_figures(own, as_of).values())
+        table = computed.table
+        writes = _MetricWrites(connection)
+        for ledger_id, values in metric_rows(table):
+            encoded = encode_values(values)
             previous = stored.get(ledger_id)
             if previous != encoded:
                 writes.add(ledger_id, as_of, encoded, insert=previous is None)
         writes.flush()
-        result.customers = len(customer_ids)
+        result.customers = table.height
         result.changed = writes.count
+        result.recomputed = len(recomputed)
+        result.messages = computed.fits.messages
+        connection.execute(
+            insert(_RUN).values(
+                as_of=as_of,
+                computed_at=datetime.now(UTC),
+                customers=result.customers,
+                changed=result.changed,
+                recomputed=result.recomputed,
+                settings_hash=settings_hash(settings),
+                models_json=json.dumps(computed.fits.as_dict(), sort_keys=True),
+            )
+        )
     return result

@@ -357,3 +357,72 @@ SOURCE_TABLES: dict[RecordKind, type[SourceRow]] = {
     RecordKind.REFERRAL: SourceReferralRow,
     RecordKind.SPEND: SourceSpendRow,
 }
+
+
+class MetricsRun(SQLModel, table=True):
+    """One computation of the figures: when, as of when, and the models fitted (JSON)."""
+
+    __tablename__ = "metrics_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    as_of: datetime = Field(sa_type=UTCDateTime)
+    computed_at: datetime = Field(sa_type=UTCDateTime)
+    customers: int
+    changed: int
+    recomputed: int = Field(description="Customers whose basis was recomputed.")
+    settings_hash: str = Field(max_length=64, description="Of the metrics: YAML section.")
+    models_json: str = Field(sa_type=Text, description="Fitted parameters and messages.")
+
+
+class Baseline(SQLModel, table=True):
+    """Figures frozen under a name; nothing but ``baseline create`` ever writes here."""
+
+    __tablename__ = "baseline"
+
+    name: str = Field(primary_key=True, max_length=80)
+    as_of: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    business_json: str = Field(sa_type=Text)
+    models_json: str = Field(sa_type=Text)
+
+
+class BaselineCustomer(SQLModel, table=True):
+    """A customer's figures in a baseline. No foreign key to ``ledger_customer``: later
+    merges, splits and retirements must not touch a frozen baseline."""
+
+    __tablename__ = "baseline_customer"
+
+    baseline_name: str = Field(primary_key=True, foreign_key="baseline.name", max_length=80)
+    ledger_customer_id: int = Field(primary_key=True)
+    values_json: str = Field(sa_type=Text)
+
+
+class CustomerBasis(SQLModel, table=True):
+    """What the metrics need from one customer's own rows (``clm_metrics.basis``), kept so
+    that the next run recomputes only customers whose rows changed. ``fingerprint`` sums up
+    the customer's links and rows (counts and latest updates) when the basis was computed."""
+
+    __tablename__ = "customer_basis"
+
+    ledger_customer_id: int = Field(primary_key=True)
+    fingerprint: str = Field(sa_type=Text)
+    acquisition_channel: str | None = Field(default=None, max_length=80)
+    orders: int
+    first_purchase: date | None = None
+    last_purchase: date | None = None
+    latest_transaction: date | None = None
+    net_revenue: Decimal = Field(sa_type=Money)
+    revenue_12m: Decimal = Field(sa_type=Money)
+    revenue_roc_window: Decimal = Field(sa_type=Money)
+    purchase_days: int | None = None
+    mean_value: float | None = None
+    support_incidents: int
+    open_incidents: int
+    last_incident: date | None = None
+    support_cost: Decimal = Field(sa_type=Money)
+    support_cost_window: Decimal = Field(sa_type=Money)
+    last_sale: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_refund: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    discounted: bool | None = None
+    complaints: bool | None = None
+    admin_reason: str | None = Field(default=None, sa_type=Text)

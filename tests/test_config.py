@@ -12,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 from ruamel.yaml import YAML
 
-from clm_metrics.basic import METRICS
+from clm_metrics import METRICS
 from config import (
     DEFAULT_CONFIG_PATH,
     AppConfig,
