@@ -1,0 +1,827 @@
+"""A QuickBooks Online stand-in: the synthetic business as one company, in the v3 JSON shapes.
+
+What the connector uses, shaped as Intuit's API reference shows it:
+
+* OAuth 2.0: an OpenID discovery document, the consent step (:meth:`QuickBooksStandIn.consent`
+  plays the admin pressing Connect), and the token endpoint. Refresh tokens rotate on every
+  refresh; the previous value keeps working until its successor is first used (so a client
+  that crashed before storing a new value recovers), after that it fails with
+  ``invalid_grant``. Each answer carries ``x_refresh_token_expires_in`` (the hard expiry).
+* ``POST /v3/company/{realm}/query``: ``SELECT * FROM Entity [WHERE ...] [ORDERBY Id]
+  [STARTPOSITION n] [MAXRESULTS m]`` (m at most 1000, default 100) answering ``QueryResponse``.
+  Filters: ``Active``, ``Job``, ``Id`` (``=``/``IN``) and ``MetaData.LastUpdatedTime``
+  comparisons, joined by ``AND``. Customers are active-only unless ``Active`` is filtered.
+* ``GET /v3/company/{realm}/cdc``: ``CDCResponse``; ``changedSince`` at most 30 days back; at
+  most 1000 objects across the entities asked for, cut in ``Id`` order (not by time, so a
+  client cannot lean on the order); deleted objects as ``{"status": "Deleted", "Id": ...}``.
+* ``GET``/``POST /v3/company/{realm}/customer``: read, and sparse update checked against the
+  ``SyncToken`` (fault 5010 when stale); ``CustomField`` values with
+  ``include=enhancedAllCustomFields``; Notes longer than :data:`NOTES_LIMIT` refused.
+* ``POST /v3/company/{realm}/batch``: up to 30 items, each answered with the object or a
+  ``Fault``; at most ``batches_per_minute`` batch calls a minute (429 beyond).
+* ``POST /graphql``: the App Foundations custom-field definitions (list and create).
+
+The company clock (:meth:`now`) can be moved forward (:meth:`advance`) so tests reach beyond
+the CDC look-back window.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import itertools
+import re
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from sandbox.http import Faults, Request, Response, SandboxServer, Throttle
+from sandbox.synthetic import REFERRAL, BusinessSpec, write_csv_folder
+
+REALM_ID = "9341453050000000"
+CLIENT_ID = "sandbox-client-id"
+CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 (the stand-in's own fixed test secret)
+ACCESS_TTL = 3600
+REFRESH_LIFETIME = timedelta(days=5 * 365)
+LOOKBACK = timedelta(days=30)
+CDC_CAP = 1000
+MAX_RESULTS = 1000
+DEFAULT_RESULTS = 100
+MAX_BATCH_ITEMS = 30
+NOTES_LIMIT = 2000
+ENTITIES = (
+    "Customer",
+    "Invoice",
+    "SalesReceipt",
+    "CreditMemo",
+    "RefundReceipt",
+    "Payment",
+    "Purchase",
+    "Bill",
+)
+ADVERTISING = "Advertising"
+"""Parent of the marketing expense accounts: ``Advertising:search``, ``Advertising:social`` ..."""
+OFFICE = {"value": "7", "name": "Office Supplies"}
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _number(amount: Decimal) -> float:
+    return float(amount)
+
+
+def fault(
+    status: int, kind: str, code: str, message: str, detail: str = "", **headers: str
+) -> Response:
+    """A ``Fault`` body as QuickBooks sends it."""
+    body = {
+        "Fault": {
+            "Error": [{"Message": message, "Detail": detail or message, "code": code}],
+            "type": kind,
+        },
+        "time": _stamp(datetime.now(UTC)),
+    }
+    return Response.json(body, status, **headers)
+
+
+def _fault_response(status: int, retry_after: float) -> Response:
+    wait = {"Retry-After": f"{retry_after:g}"}
+    if status == 429:
+        return fault(
+            429,
+            "ThrottleExceeded",
+            "003001",
+            "message=ThrottleExceeded; errorCode=003001; statusCode=429",
+            "The request limit was reached.",
+            **wait,
+        )
+    return fault(status, "SERVICE", "10000", "An application error has occurred.", **wait)
+
+
+@dataclass(slots=True)
+class _Grant:
+    """The refresh-token chain of one consent."""
+
+    current: str
+    previous: str | None
+    expires_at: datetime
+    revoked: bool = False
+
+
+@dataclass(slots=True)
+class Company:
+    """The company's objects by entity and id, and deletions with their times."""
+
+    home_currency: str
+    objects: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {entity: {} for entity in ENTITIES}
+    )
+    deleted: dict[str, dict[str, datetime]] = field(
+        default_factory=lambda: {entity: {} for entity in ENTITIES}
+    )
+    custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Definitions by legacyIDV2."""
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+
+class QuickBooksStandIn:
+    """The stand-in server and its company; use as a context manager (starts and stops)."""
+
+    def __init__(
+        self,
+        spec: BusinessSpec | None = None,
+        *,
+        faults: Faults | None = None,
+        throttle: Throttle | None = None,
+        batches_per_minute: int = 40,
+        access_ttl: int = ACCESS_TTL,
+        refresh_lifetime: timedelta = REFRESH_LIFETIME,
+    ) -> None:
+        self.spec = spec or BusinessSpec()
+        self.company = Company(self.spec.home_currency)
+        self.offset = timedelta(0)
+        self.access_ttl = access_ttl
+        self.refresh_lifetime = refresh_lifetime
+        self.server = SandboxServer(
+            faults=faults,
+            throttle=throttle,
+            throttle_key=_throttle_scope,
+            fault_response=_fault_response,
+        )
+        self.batch_throttle = Throttle(max_requests=batches_per_minute, window=60.0)
+        self.lock = threading.RLock()
+        self.codes: dict[str, str] = {}
+        self.grants: list[_Grant] = []
+        self.access_tokens: dict[str, datetime] = {}
+        self.refreshes = 0
+        self.cut_cdc_answers = 0
+        """CDC answers that left changes out (the 1000-object cap)."""
+        self.invalid_customers: set[str] = set()
+        """Customers whose updates are refused with a validation fault (a test switch)."""
+        self._routes()
+        self._load()
+
+    # -- lifecycle and clock --------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.url}/.well-known/openid_configuration"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    def __enter__(self) -> QuickBooksStandIn:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.stop()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the company clock forward (beyond the CDC look-back window, say)."""
+        self.offset += delta
+
+    # -- the company ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """The synthetic business as QuickBooks objects (via its CSV export)."""
+        with tempfile.TemporaryDirectory(prefix="qbo-stand-in-") as folder:
+            write_csv_folder(self.spec, Path(folder))
+            with (Path(folder) / "customers.csv").open(encoding="utf-8", newline="") as handle:
+                for row in csv.DictReader(handle):
+                    self._customer_from(row)
+            # Customer ids come from the export (C000042 is 42); later objects follow them.
+            self.company.ids = itertools.count(len(self.company.objects["Customer"]) + 1)
+            with (Path(folder) / "transactions.csv").open(encoding="utf-8", newline="") as handle:
+                sales: dict[str, tuple[str, str]] = {}
+                for row in csv.DictReader(handle):
+                    self._transaction_from(row, sales)
+            with (Path(folder) / "marketing_spend.csv").open(
+                encoding="utf-8", newline=""
+            ) as handle:
+                for number, row in enumerate(csv.DictReader(handle)):
+                    self._spend_from(number, row)
+
+    def _next_id(self) -> str:
+        return str(next(self.company.ids))
+
+    @staticmethod
+    def _meta(created: datetime, updated: datetime | None = None) -> dict[str, str]:
+        return {"CreateTime": _stamp(created), "LastUpdatedTime": _stamp(updated or created)}
+
+    def customer_id(self, export_id: str) -> str:
+        """The QuickBooks id of a synthetic customer (``C000042`` is ``42``)."""
+        return str(int(export_id.lstrip("C")))
+
+    def _customer_from(self, row: dict[str, str]) -> None:
+        created = datetime.fromisoformat(row["created_at"])
+        customer_id = self.customer_id(row["id"])
+        customer: dict[str, Any] = {
+            "Id": customer_id,
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "MetaData": self._meta(created),
+            "DisplayName": row["name"] or row["company"] or f"Customer {customer_id}",
+            "Active": True,
+            "Job": False,
+            "BillWithParent": False,
+            "Balance": 0,
+            "CurrencyRef": {"value": self.spec.home_currency},
+            "BillAddr": {
+                "Line1": row["address_line1"],
+                "City": row["city"],
+                "CountrySubDivisionCode": row["region"],
+                "PostalCode": row["postcode"],
+                "Country": row["country"],
+            },
+        }
+        optional = {
+            "GivenName": row["first_name"],
+            "FamilyName": row["last_name"],
+            "CompanyName": row["company"],
+        }
+        customer.update({key: value for key, value in optional.items() if value})
+        if row["address_line2"]:
+            customer["BillAddr"]["Line2"] = row["address_line2"]
+        if row["email"]:
+            customer["PrimaryEmailAddr"] = {"Address": row["email"]}
+        if row["phone"]:
+            customer["PrimaryPhone"] = {"FreeFormNumber": row["phone"]}
+        self.company.objects["Customer"][customer_id] = customer
+
+    def _document(
+        self,
+        entity: str,
+        customer_id: str,
+        at: datetime,
+        amount: Decimal,
+        currency: str,
+        home_amount: Decimal,
+        number: str,
+    ) -> dict[str, Any]:
+        document_id = self._next_id()
+        document: dict[str, Any] = {
+            "Id": document_id,
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "MetaData": self._meta(at),
+            "DocNumber": number,
+            "TxnDate": at.date().isoformat(),
+            "CustomerRef": {"value": customer_id},
+            "CurrencyRef": {"value": currency},
+            "TotalAmt": _number(amount),
+            "Line": [
+                {
+                    "Id": "1",
+                    "LineNum": 1,
+                    "Amount": _number(amount),
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": "1", "name": "Services"}},
+                }
+            ],
+        }
+        if currency != self.spec.home_currency:
+            document["ExchangeRate"] = _number(self.spec.fx_rate)
+            if entity in {"Invoice", "CreditMemo"}:
+                document["HomeTotalAmt"] = _number(home_amount)
+        self.company.objects[entity][document_id] = document
+        return document
+
+    def _transaction_from(self, row: dict[str, str], sales: dict[str, tuple[str, str]]) -> None:
+        """Sales become invoices or sales receipts; refunds credit memos or refund receipts."""
+        at = datetime.fromisoformat(row["date"])
+        amount = Decimal(row["amount"])
+        home = Decimal(row["home_amount"]) if row["home_amount"] else amount
+        customer_id = self.customer_id(row["customer_id"])
+        if row["kind"] == "refund":
+            sale_entity, _ = sales[row["id"].removesuffix("-R")]
+            entity = "CreditMemo" if sale_entity == "Invoice" else "RefundReceipt"
+        else:
+            entity = "Invoice" if int(row["id"].lstrip("T")) % 5 < 3 else "SalesReceipt"
+        document = self._document(entity, customer_id, at, amount, row["currency"], home, row["id"])
+        sales[row["id"]] = (entity, str(document["Id"]))
+
+    def _spend_from(self, number: int, row: dict[str, str]) -> None:
+        """Monthly channel spend, as a Purchase or a Bill with a marketing line and an
+        office-supplies line (which is not marketing)."""
+        entity = "Purchase" if number % 2 == 0 else "Bill"
+        spent = datetime.fromisoformat(row["date"]).replace(tzinfo=UTC)
+        channel = row["channel"]
+        document_id = self._next_id()
+        account = {"value": f"9{sorted([*self._channels(), REFERRAL]).index(channel)}"}
+        account["name"] = f"{ADVERTISING}:{channel}"
+        amount = Decimal(row["amount"])
+        self.company.objects[entity][document_id] = {
+            "Id": document_id,
+            "SyncToken": "0",
+            "domain": "QBO",
+            "MetaData": self._meta(spent),
+            "TxnDate": spent.date().isoformat(),
+            "CurrencyRef": {"value": row["currency"]},
+            "TotalAmt": _number(amount + Decimal("12.50")),
+            "Line": [
+                {
+                    "Id": "1",
+                    "Amount": _number(amount),
+                    "DetailType": "AccountBasedExpenseLineDetail",
+                    "AccountBasedExpenseLineDetail": {"AccountRef": account},
+                },
+                {
+                    "Id": "2",
+                    "Amount": 12.5,
+                    "DetailType": "AccountBasedExpenseLineDetail",
+                    "AccountBasedExpenseLineDetail": {"AccountRef": dict(OFFICE)},
+                },
+            ],
+        }
+
+    def _channels(self) -> list[str]:
+        return [channel.name for channel in self.spec.channels]
+
+    def marketing_accounts(self) -> dict[str, str]:
+        """The YAML mapping that books every synthetic channel's account to its channel."""
+        return {f"{ADVERTISING}:{c}": c for c in [*self._channels(), REFERRAL]}
+
+    def _touch(self, obj: dict[str, Any]) -> None:
+        obj["SyncToken"] = str(int(obj.get("SyncToken", "0")) + 1)
+        obj["MetaData"]["LastUpdatedTime"] = _stamp(self.now())
+
+    # Edits a user would make in QuickBooks between two cycles.
+
+    def update(self, entity: str, object_id: str, **changes: Any) -> dict[str, Any]:
+        with self.lock:
+            obj = self.company.objects[entity][object_id]
+            obj.update(changes)
+            self._touch(obj)
+            return obj
+
+    def delete(self, entity: str, object_id: str) -> None:
+        with self.lock:
+            del self.company.objects[entity][object_id]
+            self.company.deleted[entity][object_id] = self.now()
+
+    def deactivate(self, customer_id: str) -> None:
+        """How QuickBooks deletes a customer: it stays, inactive, named "... (deleted)"."""
+        customer = self.company.objects["Customer"][customer_id]
+        self.update(
+            "Customer",
+            customer_id,
+            Active=False,
+            DisplayName=f"{customer['DisplayName']} (deleted)",
+        )
+
+    def merge(self, source_id: str, into_id: str) -> None:
+        """A merge: the source's documents move to the survivor, the source turns inactive."""
+        with self.lock:
+            for entity in ENTITIES[1:]:
+                for obj in self.company.objects[entity].values():
+                    if (obj.get("CustomerRef") or {}).get("value") == source_id:
+                        obj["CustomerRef"] = {"value": into_id}
+                        self._touch(obj)
+            self.deactivate(source_id)
+
+    def add_customer(self, name: str, parent_id: str | None = None, **extra: Any) -> str:
+        with self.lock:
+            customer_id = self._next_id()
+            now = self.now()
+            customer: dict[str, Any] = {
+                "Id": customer_id,
+                "SyncToken": "0",
+                "domain": "QBO",
+                "MetaData": self._meta(now),
+                "DisplayName": name,
+                "Active": True,
+                "Job": parent_id is not None,
+                "CurrencyRef": {"value": self.spec.home_currency},
+                **extra,
+            }
+            if parent_id is not None:
+                customer["ParentRef"] = {"value": parent_id}
+                customer["Level"] = 1
+            self.company.objects["Customer"][customer_id] = customer
+            return customer_id
+
+    def add_document(
+        self,
+        entity: str,
+        customer_id: str,
+        amount: str,
+        currency: str | None = None,
+        exchange_rate: str | None = None,
+    ) -> dict[str, Any]:
+        """A new sales document dated today; a foreign one needs ``exchange_rate``."""
+        with self.lock:
+            currency = currency or self.spec.home_currency
+            value = Decimal(amount)
+            home = value * Decimal(exchange_rate or "1")
+            document = self._document(
+                entity, customer_id, self.now(), value, currency, home.quantize(Decimal("0.01")), ""
+            )
+            document["DocNumber"] = f"N{document['Id']}"
+            if exchange_rate is not None:
+                document["ExchangeRate"] = _number(Decimal(exchange_rate))
+            return document
+
+    def live(self, entity: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.company.objects[entity].values())
+
+    # -- OAuth ----------------------------------------------------------------------------------
+
+    def consent(self, consent_url: str) -> str:
+        """The admin grants access: the address the browser is sent back to."""
+        query = {k: v[0] for k, v in parse_qs(urlsplit(consent_url).query).items()}
+        if query.get("client_id") != CLIENT_ID:
+            raise ValueError(f"unknown client_id {query.get('client_id')!r}")
+        code = secrets.token_urlsafe(16)
+        with self.lock:
+            self.codes[code] = query["redirect_uri"]
+        back = {"code": code, "state": query.get("state", ""), "realmId": REALM_ID}
+        return f"{query['redirect_uri']}?{urlencode(back)}"
+
+    def revoke(self) -> None:
+        """The company disconnected the app: every grant and access token stops working."""
+        with self.lock:
+            for grant in self.grants:
+                grant.revoked = True
+            self.access_tokens.clear()
+
+    def latest_refresh_token(self) -> str:
+        return self.grants[-1].current
+
+    def _issue(self, grant: _Grant) -> Response:
+        access = secrets.token_urlsafe(24)
+        now = self.now()
+        self.access_tokens[access] = now + timedelta(seconds=self.access_ttl)
+        return Response.json(
+            {
+                "token_type": "bearer",
+                "access_token": access,
+                "expires_in": self.access_ttl,
+                "refresh_token": grant.current,
+                "x_refresh_token_expires_in": int((grant.expires_at - now).total_seconds()),
+            }
+        )
+
+    def _token(self, request: Request) -> Response:
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if request.header("authorization") != f"Basic {expected}":
+            return Response.json({"error": "invalid_client"}, 401)
+        form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8")).items()}
+        with self.lock:
+            if form.get("grant_type") == "authorization_code":
+                if self.codes.pop(form.get("code", ""), None) != form.get("redirect_uri"):
+                    return Response.json({"error": "invalid_grant"}, 400)
+                grant = _Grant(secrets.token_urlsafe(24), None, self.now() + self.refresh_lifetime)
+                self.grants.append(grant)
+                return self._issue(grant)
+            if form.get("grant_type") != "refresh_token":
+                return Response.json({"error": "unsupported_grant_type"}, 400)
+            token = form.get("refresh_token", "")
+            for grant in self.grants:
+                if grant.revoked or grant.expires_at <= self.now():
+                    continue
+                if token == grant.current:
+                    grant.previous, grant.current = grant.current, secrets.token_urlsafe(24)
+                elif token == grant.previous:
+                    grant.current = secrets.token_urlsafe(24)  # the unused successor is dropped
+                else:
+                    continue
+                self.refreshes += 1
+                return self._issue(grant)
+        return Response.json({"error": "invalid_grant"}, 400)
+
+    def _authorized(self, request: Request) -> bool:
+        header = request.header("authorization") or ""
+        with self.lock:
+            expires = self.access_tokens.get(header.removeprefix("Bearer "))
+        return expires is not None and expires > self.now()
+
+    # -- routes ---------------------------------------------------------------------------------
+
+    def _routes(self) -> None:
+        route = self.server.route
+        company = r"/v3/company/(?P<realm>\d+)"
+
+        @route("GET", r"/\.well-known/openid_configuration/?")
+        def discovery(_request: Request) -> Response:
+            return Response.json(
+                {
+                    "issuer": self.url,
+                    "authorization_endpoint": f"{self.url}/connect/oauth2",
+                    "token_endpoint": f"{self.url}/oauth2/v1/tokens/bearer",
+                    "revocation_endpoint": f"{self.url}/oauth2/v1/tokens/revoke",
+                    "userinfo_endpoint": f"{self.url}/v1/openid_connect/userinfo",
+                    "jwks_uri": f"{self.url}/op/v1/jwks",
+                }
+            )
+
+        route("POST", r"/oauth2/v1/tokens/bearer")(self._token)
+
+        def api(handler: Any) -> Any:
+            def checked(request: Request) -> Response:
+                if not self._authorized(request):
+                    return fault(
+                        401,
+                        "AUTHENTICATION",
+                        "3200",
+                        "message=AuthenticationFailed; errorCode=003200; statusCode=401",
+                        "Token expired or invalid",
+                    )
+                if request.params.get("realm") != REALM_ID:
+                    return fault(403, "AUTHORIZATION", "3100", "ApplicationAuthorizationFailed")
+                with self.lock:
+                    return handler(request)  # type: ignore[no-any-return]
+
+            return checked
+
+        route("POST", f"{company}/query")(api(self._query))
+        route("GET", f"{company}/cdc")(api(self._cdc))
+        route("GET", f"{company}/customer/(?P<id>\\d+)")(api(self._read_customer))
+        route("POST", f"{company}/customer")(api(self._post_customer))
+        route("POST", f"{company}/batch")(api(self._batch))
+        route("POST", r"/graphql")(api(self._graphql))
+
+    def _visible(self, entity: str, obj: dict[str, Any], include_fields: bool) -> dict[str, Any]:
+        shown = dict(obj)
+        if entity == "Customer" and not include_fields:
+            shown.pop("CustomField", None)
+        return shown
+
+    def _query(self, request: Request) -> Response:
+        statement = request.body.decode("utf-8").strip()
+        parsed = _QUERY.fullmatch(statement)
+        if parsed is None:
+            return fault(400, "ValidationFault", "4000", "QueryParserError", statement)
+        entity = parsed["entity"]
+        if entity not in self.company.objects:
+            return fault(400, "ValidationFault", "4001", f"Invalid entity {entity}")
+        limit = int(parsed["max"] or DEFAULT_RESULTS)
+        if limit > MAX_RESULTS:
+            return fault(
+                400, "ValidationFault", "4001", f"MAXRESULTS {limit} exceeds {MAX_RESULTS}"
+            )
+        try:
+            matches = _Filter(parsed["where"] or "", entity).select(
+                self.company.objects[entity].values()
+            )
+        except ValueError as error:
+            return fault(400, "ValidationFault", "4000", "QueryParserError", str(error))
+        matches.sort(key=lambda obj: int(obj["Id"]))
+        start = int(parsed["start"] or 1)
+        page = matches[start - 1 : start - 1 + limit]
+        include = request.arg("include") == "enhancedAllCustomFields"
+        response: dict[str, Any] = {}
+        if page:
+            response = {
+                entity: [self._visible(entity, obj, include) for obj in page],
+                "startPosition": start,
+                "maxResults": len(page),
+            }
+        return Response.json({"QueryResponse": response, "time": _stamp(self.now())})
+
+    def _cdc(self, request: Request) -> Response:
+        entities = [name for name in (request.arg("entities") or "").split(",") if name]
+        since_text = request.arg("changedSince") or ""
+        try:
+            since = datetime.fromisoformat(since_text)
+        except ValueError:
+            return fault(400, "ValidationFault", "4001", f"Invalid changedSince {since_text!r}")
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        if since < self.now() - LOOKBACK:
+            return fault(
+                400,
+                "ValidationFault",
+                "4001",
+                "Invalid changedSince",
+                "changedSince must be within the last 30 days",
+            )
+        room = CDC_CAP
+        responses: list[dict[str, Any]] = []
+        for entity in entities:
+            if entity not in self.company.objects:
+                return fault(400, "ValidationFault", "4001", f"Invalid entity {entity}")
+            changed: list[tuple[int, dict[str, Any]]] = [
+                (int(obj["Id"]), self._visible(entity, obj, False))
+                for obj in self.company.objects[entity].values()
+                if datetime.fromisoformat(obj["MetaData"]["LastUpdatedTime"]) >= since
+            ]
+            changed += [
+                (
+                    int(object_id),
+                    {
+                        "domain": "QBO",
+                        "status": "Deleted",
+                        "Id": object_id,
+                        "MetaData": {"LastUpdatedTime": _stamp(when)},
+                    },
+                )
+                for object_id, when in self.company.deleted[entity].items()
+                if when >= since
+            ]
+            changed.sort(key=lambda pair: pair[0])
+            kept = [obj for _, obj in changed[:room]]
+            if len(kept) < len(changed):
+                self.cut_cdc_answers += 1
+            room -= len(kept)
+            if kept:
+                responses.append({entity: kept, "startPosition": 1, "maxResults": len(kept)})
+        return Response.json(
+            {"CDCResponse": [{"QueryResponse": responses}], "time": _stamp(self.now())}
+        )
+
+    def _read_customer(self, request: Request) -> Response:
+        customer = self.company.objects["Customer"].get(request.params["id"])
+        if customer is None:
+            return fault(400, "ValidationFault", "610", "Object Not Found")
+        include = request.arg("include") == "enhancedAllCustomFields"
+        return Response.json(
+            {"Customer": self._visible("Customer", customer, include), "time": _stamp(self.now())}
+        )
+
+    def _update_customer(self, body: dict[str, Any], include: bool) -> dict[str, Any]:
+        """A sparse update: the object, or the ``Fault`` object of why it was refused."""
+        customer = self.company.objects["Customer"].get(str(body.get("Id")))
+        if customer is None:
+            return _fault_object("ValidationFault", "610", "Object Not Found")
+        if str(body.get("SyncToken")) != customer["SyncToken"]:
+            return _fault_object(
+                "ValidationFault",
+                "5010",
+                "Stale Object Error",
+                "You and another user were working on the same thing at the same time.",
+            )
+        if customer["Id"] in self.invalid_customers:
+            return _fault_object(
+                "ValidationFault", "6240", "Duplicate Name Exists Error", "The name is in use."
+            )
+        if len(str(body.get("Notes", ""))) > NOTES_LIMIT:
+            return _fault_object(
+                "ValidationFault",
+                "2050",
+                "String length is either shorter or longer than supported",
+                "Notes",
+            )
+        values = {str(v.get("DefinitionId")): v for v in body.get("CustomField") or []}
+        unknown = [key for key in values if key not in self.company.custom_fields]
+        if unknown:
+            return _fault_object("ValidationFault", "2010", "Invalid custom field", unknown[0])
+        if body.get("sparse") is not True:
+            return _fault_object("ValidationFault", "2020", "Only sparse updates are served here")
+        changes = {k: v for k, v in body.items() if k not in {"Id", "SyncToken", "sparse"}}
+        if values:
+            current = {str(v["DefinitionId"]): v for v in customer.get("CustomField") or []}
+            for key, value in values.items():
+                definition = self.company.custom_fields[key]
+                current[key] = {
+                    "DefinitionId": key,
+                    "Name": definition["label"],
+                    "Type": "StringType",
+                    "StringValue": str(value.get("StringValue", "")),
+                }
+            changes["CustomField"] = list(current.values())
+        customer.update(changes)
+        self._touch(customer)
+        return {"Customer": self._visible("Customer", customer, include)}
+
+    def _post_customer(self, request: Request) -> Response:
+        answer = self._update_customer(request.json() or {}, request.arg("include") is not None)
+        if "Fault" in answer:
+            return Response.json({**answer, "time": _stamp(self.now())}, 400)
+        return Response.json({**answer, "time": _stamp(self.now())})
+
+    def _batch(self, request: Request) -> Response:
+        if not self.batch_throttle.admit(REALM_ID, time.monotonic()):
+            return _fault_response(429, self.batch_throttle.retry_after)
+        try:
+            items = (request.json() or {}).get("BatchItemRequest") or []
+            if len(items) > MAX_BATCH_ITEMS:
+                return fault(
+                    400, "ValidationFault", "4001", f"at most {MAX_BATCH_ITEMS} batch items"
+                )
+            include = request.arg("include") is not None
+            answers = []
+            for item in items:
+                if item.get("operation") != "update" or "Customer" not in item:
+                    answer = _fault_object("ValidationFault", "4001", "Unsupported batch item")
+                else:
+                    answer = self._update_customer(item["Customer"], include)
+                answers.append({"bId": item.get("bId"), **answer})
+            return Response.json({"BatchItemResponse": answers, "time": _stamp(self.now())})
+        finally:
+            self.batch_throttle.release(REALM_ID)
+
+    def _graphql(self, request: Request) -> Response:
+        body = request.json() or {}
+        query = str(body.get("query", ""))
+        if "appFoundationsCreateCustomFieldDefinition" in query:
+            given = (body.get("variables") or {}).get("input") or {}
+            number = str(len(self.company.custom_fields) + 1)
+            node = {
+                "id": f"djQuMTo5MzQxNDUzMDUwMDAwMDAwOjQ{number}",
+                "legacyIDV2": number,
+                "label": given.get("label"),
+                "active": True,
+                "dataType": given.get("dataType", "STRING"),
+                "associations": given.get("associations") or [],
+            }
+            self.company.custom_fields[number] = node
+            return Response.json({"data": {"appFoundationsCreateCustomFieldDefinition": node}})
+        if "appFoundationsCustomFieldDefinitions" in query:
+            edges = [{"node": node} for node in self.company.custom_fields.values()]
+            return Response.json(
+                {"data": {"appFoundationsCustomFieldDefinitions": {"edges": edges}}}
+            )
+        return Response.json({"errors": [{"message": "unknown operation"}]})
+
+
+def _throttle_scope(request: Request) -> str:
+    """The company's API calls share one allowance; OAuth calls are not counted with them."""
+    return "company" if request.path.startswith(("/v3/", "/graphql")) else "oauth"
+
+
+def _fault_object(kind: str, code: str, message: str, detail: str = "") -> dict[str, Any]:
+    return {
+        "Fault": {
+            "Error": [{"Message": message, "Detail": detail or message, "code": code}],
+            "type": kind,
+        }
+    }
+
+
+_QUERY = re.compile(
+    r"SELECT \* FROM (?P<entity>\w+)(?: WHERE (?P<where>.+?))?(?: ORDERBY Id)?"
+    r"(?: STARTPOSITION (?P<start>\d+))?(?: MAXRESULTS (?P<max>\d+))?",
+    re.IGNORECASE,
+)
+_CLAUSE = re.compile(
+    r"(?P<field>Active|Job|Id|MetaData\.LastUpdatedTime)\s*"
+    r"(?P<op>>=|<=|=|<|>|IN)\s*(?P<value>\(.*\)|'[^']*'|true|false)",
+    re.IGNORECASE,
+)
+
+
+class _Filter:
+    """The WHERE clauses the stand-in understands, joined by AND."""
+
+    def __init__(self, where: str, entity: str) -> None:
+        self.clauses = []
+        for text in re.split(r"\s+AND\s+", where.strip(), flags=re.IGNORECASE) if where else []:
+            match = _CLAUSE.fullmatch(text.strip())
+            if match is None:
+                raise ValueError(f"cannot filter on {text!r}")
+            self.clauses.append(match)
+        filters_active = any(c["field"].lower() == "active" for c in self.clauses)
+        self.active_only = entity == "Customer" and not filters_active
+
+    def select(self, objects: Any) -> list[dict[str, Any]]:
+        return [obj for obj in objects if self._matches(obj)]
+
+    def _matches(self, obj: dict[str, Any]) -> bool:
+        if self.active_only and not obj.get("Active", True):
+            return False
+        return all(_clause_matches(clause, obj) for clause in self.clauses)
+
+
+def _values(text: str) -> list[str]:
+    inner = text.strip()[1:-1] if text.startswith("(") else text
+    return [part.strip().strip("'").lower() for part in inner.split(",")]
+
+
+def _clause_matches(clause: re.Match[str], obj: dict[str, Any]) -> bool:
+    name, op, value = clause["field"].lower(), clause["op"].upper(), clause["value"]
+    if name == "metadata.lastupdatedtime":
+        actual = datetime.fromisoformat(obj["MetaData"]["LastUpdatedTime"])
+        wanted = datetime.fromisoformat(value.strip("'"))
+        return {
+            ">=": actual >= wanted,
+            ">": actual > wanted,
+            "<=": actual <= wanted,
+            "<": actual < wanted,
+            "=": actual == wanted,
+        }.get(op, False)
+    field_value = {"active": obj.get("Active", True), "job": obj.get("Job", False)}.get(
+        name, obj.get("Id")
+    )
+    text = str(field_value).lower()
+    return text in _values(value) if op in {"IN", "="} else False

@@ -1,0 +1,189 @@
+"""QuickBooks pull against the stand-in: backfill, CDC, the look-back and cap fallbacks, money."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+
+from sandbox.http import Faults, Throttle
+from sandbox.quickbooks import QuickBooksStandIn
+from sandbox.synthetic import BusinessSpec
+from tests.quickbooks_support import (
+    connect,
+    expected_customers,
+    expected_transactions,
+    ledger_customers,
+    ledger_spend,
+    ledger_transactions,
+    pull,
+)
+
+SMALL = BusinessSpec(seed=11, customers=60)
+
+
+@pytest.fixture
+def stand_in() -> Iterator[QuickBooksStandIn]:
+    with QuickBooksStandIn(SMALL) as server:
+        yield server
+
+
+def test_backfill_then_edits_deletions_merges_and_refunds(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    made = connect(stand_in, engine, page_size=50)
+
+    pull(engine, made)
+
+    assert ledger_transactions(engine) == expected_transactions(stand_in)
+    assert set(ledger_customers(engine)) == expected_customers(stand_in)
+    assert len(ledger_customers(engine)) == len(stand_in.live("Customer"))
+    # Spend: only the marketing lines, one record per document and channel.
+    spend = ledger_spend(engine)
+    documents = stand_in.live("Purchase") + stand_in.live("Bill")
+    assert len(spend) == len(documents)
+    assert sum(amount for _, amount in spend.values()) == sum(
+        Decimal(str(d["Line"][0]["Amount"])) for d in documents
+    )
+
+    stand_in.update("Customer", "3", PrimaryEmailAddr={"Address": "new@example.com"})
+    stand_in.deactivate("4")
+    stand_in.merge("5", "6")
+    invoice = stand_in.live("Invoice")[0]
+    stand_in.delete("Invoice", invoice["Id"])
+    stand_in.add_document("RefundReceipt", "7", "19.99")
+    stand_in.add_document("SalesReceipt", "8", "250.00")
+    stand_in.advance(timedelta(minutes=5))
+
+    counts = pull(engine, made)
+
+    assert ledger_transactions(engine) == expected_transactions(stand_in)
+    customers = ledger_customers(engine)
+    assert set(customers) == expected_customers(stand_in)
+    assert "4" not in customers and "5" not in customers
+    assert customers["3"]["email"] == "new@example.com"
+    assert counts.deleted >= 3  # customer 4, customer 5 (merged), the invoice
+    # A cycle with nothing changed reads nothing new.
+    stand_in.advance(timedelta(minutes=5))
+    assert pull(engine, made).new + pull(engine, made).changed == 0
+
+
+def test_a_cycle_with_more_changes_than_one_cdc_answer_holds(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    made = connect(stand_in, engine)
+    pull(engine, made)
+    stand_in.advance(timedelta(minutes=5))
+    for number in range(1_100):
+        stand_in.add_document("SalesReceipt", str(number % 60 + 1), f"{number + 1}.00")
+    for invoice in stand_in.live("Invoice")[:5]:
+        stand_in.delete("Invoice", invoice["Id"])
+    stand_in.advance(timedelta(minutes=5))
+
+    pull(engine, made)
+
+    assert stand_in.cut_cdc_answers == 1
+    assert ledger_transactions(engine) == expected_transactions(stand_in)
+
+
+def test_a_cursor_older_than_the_cdc_window_falls_back_to_a_query(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    made = connect(stand_in, engine)
+    pull(engine, made)
+    stand_in.advance(timedelta(days=40))
+    stand_in.add_document("Invoice", "9", "77.70")
+    stand_in.update("Customer", "10", DisplayName="Renamed Ltd")
+
+    pull(engine, made)
+
+    assert ledger_transactions(engine) == expected_transactions(stand_in)
+    assert ledger_customers(engine)["10"]["name"] == "Renamed Ltd"
+
+
+def test_money_refund_credit_memo_and_foreign_currency(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    made = connect(stand_in, engine)
+    customer = stand_in.add_customer("Money Case Ltd")
+    invoice = stand_in.add_document("Invoice", customer, "500.00")
+    credit = stand_in.add_document("CreditMemo", customer, "120.00")
+    refund = stand_in.add_document("RefundReceipt", customer, "30.00")
+    foreign = stand_in.add_document("Invoice", customer, "200.00", "EUR", "1.0850")
+
+    pull(engine, made)
+
+    ledger = ledger_transactions(engine)
+    assert ledger[f"invoices/{invoice['Id']}"][1:] == (
+        "sale",
+        Decimal("500.00"),
+        "USD",
+        Decimal("500.00"),
+    )
+    assert ledger[f"credit_memos/{credit['Id']}"][1:] == (
+        "refund",
+        Decimal("120.00"),
+        "USD",
+        Decimal("120.00"),
+    )
+    assert ledger[f"refund_receipts/{refund['Id']}"][1:] == (
+        "refund",
+        Decimal("30.00"),
+        "USD",
+        Decimal("30.00"),
+    )
+    assert ledger[f"invoices/{foreign['Id']}"][1:] == (
+        "sale",
+        Decimal("200.00"),
+        "EUR",
+        Decimal("217.00"),
+    )
+
+
+def test_sub_customers_roll_up_to_their_parent(stand_in: QuickBooksStandIn, engine: Engine) -> None:
+    parent = stand_in.add_customer("Parent Co")
+    job = stand_in.add_customer("Parent Co:Kitchen job", parent_id=parent)
+    document = stand_in.add_document("Invoice", job, "90.00")
+    made = connect(stand_in, engine, roll_up_sub_customers=True)
+
+    pull(engine, made)
+
+    assert ledger_transactions(engine)[f"invoices/{document['Id']}"][0] == parent
+    customers = ledger_customers(engine)
+    assert parent in customers and job not in customers
+
+
+def test_failing_requests_give_the_same_ledger_and_stay_under_the_throttle(
+    engine: Engine,
+) -> None:
+    """A fifth of the requests fail (5xx, 429, stalls past the timeout, cut-off JSON); the
+    throttle is QuickBooks' shape at 1/60 of the time scale (500 a second)."""
+    faults = Faults(
+        server_error=0.06,
+        throttle=0.05,
+        stall=0.04,
+        truncate=0.05,
+        stall_seconds=0.6,
+        retry_after=0.05,
+        seed=3,
+    )
+    throttle = Throttle(max_requests=25, window=1.0, max_concurrent=10)
+    with QuickBooksStandIn(SMALL, faults=faults, throttle=throttle) as stand_in:
+        clean = QuickBooksStandIn(SMALL)
+        settings = {"page_size": 10, "throttle": {"requests_per_minute": 25}}
+        made = connect(stand_in, engine, timeout=(1.0, 0.3), window=1.0, **settings)
+        pull(engine, made)
+        stand_in.add_document("Invoice", "12", "42.00")
+        clean.add_document("Invoice", "12", "42.00")
+        stand_in.advance(timedelta(minutes=5))
+        pull(engine, made)
+
+        stats = stand_in.server.stats
+        assert ledger_transactions(engine) == expected_transactions(clean)
+        assert set(ledger_customers(engine)) == expected_customers(clean)
+        assert stand_in.server.throttle.rejected == 0
+        assert sum(stats.faults.values()) >= 0.12 * stats.requests
+        assert stats.requests > 60
