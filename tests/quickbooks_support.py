@@ -20,7 +20,8 @@ from sync.tokens import TokenStore
 from tests.conftest import ROW_CONTEXT
 
 FAST_RETRY = RetrySettings(attempts=12, initial_wait=0.01, max_wait=0.05)
-KEY = Fernet(Fernet.generate_key())
+KEY_TEXT = Fernet.generate_key()
+KEY = Fernet(KEY_TEXT)
 
 
 def source_config(stand_in: QuickBooksStandIn, **settings: Any) -> QuickBooksSource:
