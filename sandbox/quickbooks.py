@@ -49,6 +49,8 @@ from sandbox.synthetic import REFERRAL, BusinessSpec, write_csv_folder
 REALM_ID = "9341453050000000"
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 (the stand-in's own fixed test secret)
+ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+CUSTOM_FIELD_SCOPE = "app-foundations.custom-field-definitions"
 ACCESS_TTL = 3600
 REFRESH_LIFETIME = timedelta(days=5 * 365)
 LOOKBACK = timedelta(days=30)
@@ -115,6 +117,7 @@ class _Grant:
     current: str
     previous: str | None
     expires_at: datetime
+    scopes: frozenset[str]
     revoked: bool = False
 
 
@@ -160,14 +163,16 @@ class QuickBooksStandIn:
         )
         self.batch_throttle = Throttle(max_requests=batches_per_minute, window=60.0)
         self.lock = threading.RLock()
-        self.codes: dict[str, str] = {}
+        self.codes: dict[str, tuple[str, frozenset[str]]] = {}
         self.grants: list[_Grant] = []
-        self.access_tokens: dict[str, datetime] = {}
+        self.access_tokens: dict[str, tuple[datetime, frozenset[str]]] = {}
         self.refreshes = 0
         self.cut_cdc_answers = 0
         """CDC answers that left changes out (the 1000-object cap)."""
         self.invalid_customers: set[str] = set()
         """Customers whose updates are refused with a validation fault (a test switch)."""
+        self.edited_meanwhile: set[str] = set()
+        """Customers a user edits just before our next update of them lands (once each)."""
         self._routes()
         self._load()
 
@@ -455,7 +460,8 @@ class QuickBooksStandIn:
             raise ValueError(f"unknown client_id {query.get('client_id')!r}")
         code = secrets.token_urlsafe(16)
         with self.lock:
-            self.codes[code] = query["redirect_uri"]
+            scopes = frozenset(query.get("scope", "").split())
+            self.codes[code] = (query["redirect_uri"], scopes)
         back = {"code": code, "state": query.get("state", ""), "realmId": REALM_ID}
         return f"{query['redirect_uri']}?{urlencode(back)}"
 
@@ -472,7 +478,7 @@ class QuickBooksStandIn:
     def _issue(self, grant: _Grant) -> Response:
         access = secrets.token_urlsafe(24)
         now = self.now()
-        self.access_tokens[access] = now + timedelta(seconds=self.access_ttl)
+        self.access_tokens[access] = (now + timedelta(seconds=self.access_ttl), grant.scopes)
         return Response.json(
             {
                 "token_type": "bearer",
@@ -490,9 +496,11 @@ class QuickBooksStandIn:
         form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8")).items()}
         with self.lock:
             if form.get("grant_type") == "authorization_code":
-                if self.codes.pop(form.get("code", ""), None) != form.get("redirect_uri"):
+                redirect, scopes = self.codes.pop(form.get("code", ""), ("", frozenset()))
+                if not redirect or redirect != form.get("redirect_uri"):
                     return Response.json({"error": "invalid_grant"}, 400)
-                grant = _Grant(secrets.token_urlsafe(24), None, self.now() + self.refresh_lifetime)
+                expires = self.now() + self.refresh_lifetime
+                grant = _Grant(secrets.token_urlsafe(24), None, expires, scopes)
                 self.grants.append(grant)
                 return self._issue(grant)
             if form.get("grant_type") != "refresh_token":
@@ -511,11 +519,12 @@ class QuickBooksStandIn:
                 return self._issue(grant)
         return Response.json({"error": "invalid_grant"}, 400)
 
-    def _authorized(self, request: Request) -> bool:
+    def _scopes(self, request: Request) -> frozenset[str] | None:
+        """The scopes of the request's access token; None if it has none that is valid."""
         header = request.header("authorization") or ""
         with self.lock:
-            expires = self.access_tokens.get(header.removeprefix("Bearer "))
-        return expires is not None and expires > self.now()
+            found = self.access_tokens.get(header.removeprefix("Bearer "))
+        return found[1] if found is not None and found[0] > self.now() else None
 
     # -- routes ---------------------------------------------------------------------------------
 
@@ -540,7 +549,8 @@ class QuickBooksStandIn:
 
         def api(handler: Any) -> Any:
             def checked(request: Request) -> Response:
-                if not self._authorized(request):
+                scopes = self._scopes(request)
+                if scopes is None:
                     return fault(
                         401,
                         "AUTHENTICATION",
@@ -548,7 +558,9 @@ class QuickBooksStandIn:
                         "message=AuthenticationFailed; errorCode=003200; statusCode=401",
                         "Token expired or invalid",
                     )
-                if request.params.get("realm") != REALM_ID:
+                realm = request.params.get("realm", REALM_ID)
+                needed = CUSTOM_FIELD_SCOPE if request.path == "/graphql" else ACCOUNTING_SCOPE
+                if realm != REALM_ID or needed not in scopes:
                     return fault(403, "AUTHORIZATION", "3100", "ApplicationAuthorizationFailed")
                 with self.lock:
                     return handler(request)  # type: ignore[no-any-return]
@@ -664,6 +676,9 @@ class QuickBooksStandIn:
         customer = self.company.objects["Customer"].get(str(body.get("Id")))
         if customer is None:
             return _fault_object("ValidationFault", "610", "Object Not Found")
+        if customer["Id"] in self.edited_meanwhile:
+            self.edited_meanwhile.discard(customer["Id"])
+            self._touch(customer)
         if str(body.get("SyncToken")) != customer["SyncToken"]:
             return _fault_object(
                 "ValidationFault",
