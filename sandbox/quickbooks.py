@@ -21,30 +21,24 @@ What the connector uses, shaped as Intuit's API reference shows it:
   ``Fault``; at most ``batches_per_minute`` batch calls a minute (429 beyond).
 * ``POST /graphql``: the App Foundations custom-field definitions (list and create).
 
-The company clock (:meth:`now`) can be moved forward (:meth:`advance`) so tests reach beyond
-the CDC look-back window.
+The company itself (objects, edits, query filters) is :mod:`sandbox.quickbooks_company`; its
+clock can be moved forward, so tests reach beyond the CDC look-back window.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
-import itertools
 import re
 import secrets
-import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sandbox.http import Faults, Request, Response, SandboxServer, Throttle
-from sandbox.synthetic import REFERRAL, BusinessSpec, write_csv_folder
+from sandbox.quickbooks_company import QuickBooksCompany, stamp
+from sandbox.synthetic import BusinessSpec
 
 REALM_ID = "9341453050000000"
 CLIENT_ID = "sandbox-client-id"
@@ -59,27 +53,6 @@ MAX_RESULTS = 1000
 DEFAULT_RESULTS = 100
 MAX_BATCH_ITEMS = 30
 NOTES_LIMIT = 2000
-ENTITIES = (
-    "Customer",
-    "Invoice",
-    "SalesReceipt",
-    "CreditMemo",
-    "RefundReceipt",
-    "Payment",
-    "Purchase",
-    "Bill",
-)
-ADVERTISING = "Advertising"
-"""Parent of the marketing expense accounts: ``Advertising:search``, ``Advertising:social`` ..."""
-OFFICE = {"value": "7", "name": "Office Supplies"}
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def _number(amount: Decimal) -> float:
-    return float(amount)
 
 
 def fault(
@@ -91,7 +64,7 @@ def fault(
             "Error": [{"Message": message, "Detail": detail or message, "code": code}],
             "type": kind,
         },
-        "time": _stamp(datetime.now(UTC)),
+        "time": stamp(datetime.now(UTC)),
     }
     return Response.json(body, status, **headers)
 
@@ -121,22 +94,6 @@ class _Grant:
     revoked: bool = False
 
 
-@dataclass(slots=True)
-class Company:
-    """The company's objects by entity and id, and deletions with their times."""
-
-    home_currency: str
-    objects: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=lambda: {entity: {} for entity in ENTITIES}
-    )
-    deleted: dict[str, dict[str, datetime]] = field(
-        default_factory=lambda: {entity: {} for entity in ENTITIES}
-    )
-    custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Definitions by legacyIDV2."""
-    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-
-
 class QuickBooksStandIn:
     """The stand-in server and its company; use as a context manager (starts and stops)."""
 
@@ -150,9 +107,7 @@ class QuickBooksStandIn:
         access_ttl: int = ACCESS_TTL,
         refresh_lifetime: timedelta = REFRESH_LIFETIME,
     ) -> None:
-        self.spec = spec or BusinessSpec()
-        self.company = Company(self.spec.home_currency)
-        self.offset = timedelta(0)
+        self.company = QuickBooksCompany(spec or BusinessSpec())
         self.access_ttl = access_ttl
         self.refresh_lifetime = refresh_lifetime
         self.server = SandboxServer(
@@ -162,7 +117,6 @@ class QuickBooksStandIn:
             fault_response=_fault_response,
         )
         self.batch_throttle = Throttle(max_requests=batches_per_minute, window=60.0)
-        self.lock = threading.RLock()
         self.codes: dict[str, tuple[str, frozenset[str]]] = {}
         self.grants: list[_Grant] = []
         self.access_tokens: dict[str, tuple[datetime, frozenset[str]]] = {}
@@ -174,7 +128,6 @@ class QuickBooksStandIn:
         self.edited_meanwhile: set[str] = set()
         """Customers a user edits just before our next update of them lands (once each)."""
         self._routes()
-        self._load()
 
     # -- lifecycle and clock --------------------------------------------------------------------
 
@@ -197,260 +150,6 @@ class QuickBooksStandIn:
     def __exit__(self, *exc_info: object) -> None:
         self.server.stop()
 
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, delta: timedelta) -> None:
-        """Move the company clock forward (beyond the CDC look-back window, say)."""
-        self.offset += delta
-
-    # -- the company ----------------------------------------------------------------------------
-
-    def _load(self) -> None:
-        """The synthetic business as QuickBooks objects (via its CSV export)."""
-        with tempfile.TemporaryDirectory(prefix="qbo-stand-in-") as folder:
-            write_csv_folder(self.spec, Path(folder))
-            with (Path(folder) / "customers.csv").open(encoding="utf-8", newline="") as handle:
-                for row in csv.DictReader(handle):
-                    self._customer_from(row)
-            # Customer ids come from the export (C000042 is 42); later objects follow them.
-            self.company.ids = itertools.count(len(self.company.objects["Customer"]) + 1)
-            with (Path(folder) / "transactions.csv").open(encoding="utf-8", newline="") as handle:
-                sales: dict[str, tuple[str, str]] = {}
-                for row in csv.DictReader(handle):
-                    self._transaction_from(row, sales)
-            with (Path(folder) / "marketing_spend.csv").open(
-                encoding="utf-8", newline=""
-            ) as handle:
-                for number, row in enumerate(csv.DictReader(handle)):
-                    self._spend_from(number, row)
-
-    def _next_id(self) -> str:
-        return str(next(self.company.ids))
-
-    @staticmethod
-    def _meta(created: datetime, updated: datetime | None = None) -> dict[str, str]:
-        return {"CreateTime": _stamp(created), "LastUpdatedTime": _stamp(updated or created)}
-
-    def customer_id(self, export_id: str) -> str:
-        """The QuickBooks id of a synthetic customer (``C000042`` is ``42``)."""
-        return str(int(export_id.lstrip("C")))
-
-    def _customer_from(self, row: dict[str, str]) -> None:
-        created = datetime.fromisoformat(row["created_at"])
-        customer_id = self.customer_id(row["id"])
-        customer: dict[str, Any] = {
-            "Id": customer_id,
-            "SyncToken": "0",
-            "domain": "QBO",
-            "sparse": False,
-            "MetaData": self._meta(created),
-            "DisplayName": row["name"] or row["company"] or f"Customer {customer_id}",
-            "Active": True,
-            "Job": False,
-            "BillWithParent": False,
-            "Balance": 0,
-            "CurrencyRef": {"value": self.spec.home_currency},
-            "BillAddr": {
-                "Line1": row["address_line1"],
-                "City": row["city"],
-                "CountrySubDivisionCode": row["region"],
-                "PostalCode": row["postcode"],
-                "Country": row["country"],
-            },
-        }
-        optional = {
-            "GivenName": row["first_name"],
-            "FamilyName": row["last_name"],
-            "CompanyName": row["company"],
-        }
-        customer.update({key: value for key, value in optional.items() if value})
-        if row["address_line2"]:
-            customer["BillAddr"]["Line2"] = row["address_line2"]
-        if row["email"]:
-            customer["PrimaryEmailAddr"] = {"Address": row["email"]}
-        if row["phone"]:
-            customer["PrimaryPhone"] = {"FreeFormNumber": row["phone"]}
-        self.company.objects["Customer"][customer_id] = customer
-
-    def _document(
-        self,
-        entity: str,
-        customer_id: str,
-        at: datetime,
-        amount: Decimal,
-        currency: str,
-        home_amount: Decimal,
-        number: str,
-    ) -> dict[str, Any]:
-        document_id = self._next_id()
-        document: dict[str, Any] = {
-            "Id": document_id,
-            "SyncToken": "0",
-            "domain": "QBO",
-            "sparse": False,
-            "MetaData": self._meta(at),
-            "DocNumber": number,
-            "TxnDate": at.date().isoformat(),
-            "CustomerRef": {"value": customer_id},
-            "CurrencyRef": {"value": currency},
-            "TotalAmt": _number(amount),
-            "Line": [
-                {
-                    "Id": "1",
-                    "LineNum": 1,
-                    "Amount": _number(amount),
-                    "DetailType": "SalesItemLineDetail",
-                    "SalesItemLineDetail": {"ItemRef": {"value": "1", "name": "Services"}},
-                }
-            ],
-        }
-        if currency != self.spec.home_currency:
-            document["ExchangeRate"] = _number(self.spec.fx_rate)
-            if entity in {"Invoice", "CreditMemo"}:
-                document["HomeTotalAmt"] = _number(home_amount)
-        self.company.objects[entity][document_id] = document
-        return document
-
-    def _transaction_from(self, row: dict[str, str], sales: dict[str, tuple[str, str]]) -> None:
-        """Sales become invoices or sales receipts; refunds credit memos or refund receipts."""
-        at = datetime.fromisoformat(row["date"])
-        amount = Decimal(row["amount"])
-        home = Decimal(row["home_amount"]) if row["home_amount"] else amount
-        customer_id = self.customer_id(row["customer_id"])
-        if row["kind"] == "refund":
-            sale_entity, _ = sales[row["id"].removesuffix("-R")]
-            entity = "CreditMemo" if sale_entity == "Invoice" else "RefundReceipt"
-        else:
-            entity = "Invoice" if int(row["id"].lstrip("T")) % 5 < 3 else "SalesReceipt"
-        document = self._document(entity, customer_id, at, amount, row["currency"], home, row["id"])
-        sales[row["id"]] = (entity, str(document["Id"]))
-
-    def _spend_from(self, number: int, row: dict[str, str]) -> None:
-        """Monthly channel spend, as a Purchase or a Bill with a marketing line and an
-        office-supplies line (which is not marketing)."""
-        entity = "Purchase" if number % 2 == 0 else "Bill"
-        spent = datetime.fromisoformat(row["date"]).replace(tzinfo=UTC)
-        channel = row["channel"]
-        document_id = self._next_id()
-        account = {"value": f"9{sorted([*self._channels(), REFERRAL]).index(channel)}"}
-        account["name"] = f"{ADVERTISING}:{channel}"
-        amount = Decimal(row["amount"])
-        self.company.objects[entity][document_id] = {
-            "Id": document_id,
-            "SyncToken": "0",
-            "domain": "QBO",
-            "MetaData": self._meta(spent),
-            "TxnDate": spent.date().isoformat(),
-            "CurrencyRef": {"value": row["currency"]},
-            "TotalAmt": _number(amount + Decimal("12.50")),
-            "Line": [
-                {
-                    "Id": "1",
-                    "Amount": _number(amount),
-                    "DetailType": "AccountBasedExpenseLineDetail",
-                    "AccountBasedExpenseLineDetail": {"AccountRef": account},
-                },
-                {
-                    "Id": "2",
-                    "Amount": 12.5,
-                    "DetailType": "AccountBasedExpenseLineDetail",
-                    "AccountBasedExpenseLineDetail": {"AccountRef": dict(OFFICE)},
-                },
-            ],
-        }
-
-    def _channels(self) -> list[str]:
-        return [channel.name for channel in self.spec.channels]
-
-    def marketing_accounts(self) -> dict[str, str]:
-        """The YAML mapping that books every synthetic channel's account to its channel."""
-        return {f"{ADVERTISING}:{c}": c for c in [*self._channels(), REFERRAL]}
-
-    def _touch(self, obj: dict[str, Any]) -> None:
-        obj["SyncToken"] = str(int(obj.get("SyncToken", "0")) + 1)
-        obj["MetaData"]["LastUpdatedTime"] = _stamp(self.now())
-
-    # Edits a user would make in QuickBooks between two cycles.
-
-    def update(self, entity: str, object_id: str, **changes: Any) -> dict[str, Any]:
-        with self.lock:
-            obj = self.company.objects[entity][object_id]
-            obj.update(changes)
-            self._touch(obj)
-            return obj
-
-    def delete(self, entity: str, object_id: str) -> None:
-        with self.lock:
-            del self.company.objects[entity][object_id]
-            self.company.deleted[entity][object_id] = self.now()
-
-    def deactivate(self, customer_id: str) -> None:
-        """How QuickBooks deletes a customer: it stays, inactive, named "... (deleted)"."""
-        customer = self.company.objects["Customer"][customer_id]
-        self.update(
-            "Customer",
-            customer_id,
-            Active=False,
-            DisplayName=f"{customer['DisplayName']} (deleted)",
-        )
-
-    def merge(self, source_id: str, into_id: str) -> None:
-        """A merge: the source's documents move to the survivor, the source turns inactive."""
-        with self.lock:
-            for entity in ENTITIES[1:]:
-                for obj in self.company.objects[entity].values():
-                    if (obj.get("CustomerRef") or {}).get("value") == source_id:
-                        obj["CustomerRef"] = {"value": into_id}
-                        self._touch(obj)
-            self.deactivate(source_id)
-
-    def add_customer(self, name: str, parent_id: str | None = None, **extra: Any) -> str:
-        with self.lock:
-            customer_id = self._next_id()
-            now = self.now()
-            customer: dict[str, Any] = {
-                "Id": customer_id,
-                "SyncToken": "0",
-                "domain": "QBO",
-                "MetaData": self._meta(now),
-                "DisplayName": name,
-                "Active": True,
-                "Job": parent_id is not None,
-                "CurrencyRef": {"value": self.spec.home_currency},
-                **extra,
-            }
-            if parent_id is not None:
-                customer["ParentRef"] = {"value": parent_id}
-                customer["Level"] = 1
-            self.company.objects["Customer"][customer_id] = customer
-            return customer_id
-
-    def add_document(
-        self,
-        entity: str,
-        customer_id: str,
-        amount: str,
-        currency: str | None = None,
-        exchange_rate: str | None = None,
-    ) -> dict[str, Any]:
-        """A new sales document dated today; a foreign one needs ``exchange_rate``."""
-        with self.lock:
-            currency = currency or self.spec.home_currency
-            value = Decimal(amount)
-            home = value * Decimal(exchange_rate or "1")
-            document = self._document(
-                entity, customer_id, self.now(), value, currency, home.quantize(Decimal("0.01")), ""
-            )
-            document["DocNumber"] = f"N{document['Id']}"
-            if exchange_rate is not None:
-                document["ExchangeRate"] = _number(Decimal(exchange_rate))
-            return document
-
-    def live(self, entity: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.company.objects[entity].values())
-
     # -- OAuth ----------------------------------------------------------------------------------
 
     def consent(self, consent_url: str) -> str:
@@ -459,7 +158,7 @@ class QuickBooksStandIn:
         if query.get("client_id") != CLIENT_ID:
             raise ValueError(f"unknown client_id {query.get('client_id')!r}")
         code = secrets.token_urlsafe(16)
-        with self.lock:
+        with self.company.lock:
             scopes = frozenset(query.get("scope", "").split())
             self.codes[code] = (query["redirect_uri"], scopes)
         back = {"code": code, "state": query.get("state", ""), "realmId": REALM_ID}
@@ -467,7 +166,7 @@ class QuickBooksStandIn:
 
     def revoke(self) -> None:
         """The company disconnected the app: every grant and access token stops working."""
-        with self.lock:
+        with self.company.lock:
             for grant in self.grants:
                 grant.revoked = True
             self.access_tokens.clear()
@@ -477,7 +176,7 @@ class QuickBooksStandIn:
 
     def _issue(self, grant: _Grant) -> Response:
         access = secrets.token_urlsafe(24)
-        now = self.now()
+        now = self.company.now()
         self.access_tokens[access] = (now + timedelta(seconds=self.access_ttl), grant.scopes)
         return Response.json(
             {
@@ -494,12 +193,12 @@ class QuickBooksStandIn:
         if request.header("authorization") != f"Basic {expected}":
             return Response.json({"error": "invalid_client"}, 401)
         form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8")).items()}
-        with self.lock:
+        with self.company.lock:
             if form.get("grant_type") == "authorization_code":
                 redirect, scopes = self.codes.pop(form.get("code", ""), ("", frozenset()))
                 if not redirect or redirect != form.get("redirect_uri"):
                     return Response.json({"error": "invalid_grant"}, 400)
-                expires = self.now() + self.refresh_lifetime
+                expires = self.company.now() + self.refresh_lifetime
                 grant = _Grant(secrets.token_urlsafe(24), None, expires, scopes)
                 self.grants.append(grant)
                 return self._issue(grant)
@@ -507,7 +206,7 @@ class QuickBooksStandIn:
                 return Response.json({"error": "unsupported_grant_type"}, 400)
             token = form.get("refresh_token", "")
             for grant in self.grants:
-                if grant.revoked or grant.expires_at <= self.now():
+                if grant.revoked or grant.expires_at <= self.company.now():
                     continue
                 if token == grant.current:
                     grant.previous, grant.current = grant.current, secrets.token_urlsafe(24)
@@ -522,9 +221,9 @@ class QuickBooksStandIn:
     def _scopes(self, request: Request) -> frozenset[str] | None:
         """The scopes of the request's access token; None if it has none that is valid."""
         header = request.header("authorization") or ""
-        with self.lock:
+        with self.company.lock:
             found = self.access_tokens.get(header.removeprefix("Bearer "))
-        return found[1] if found is not None and found[0] > self.now() else None
+        return found[1] if found is not None and found[0] > self.company.now() else None
 
     # -- routes ---------------------------------------------------------------------------------
 
@@ -562,7 +261,7 @@ class QuickBooksStandIn:
                 needed = CUSTOM_FIELD_SCOPE if request.path == "/graphql" else ACCOUNTING_SCOPE
                 if realm != REALM_ID or needed not in scopes:
                     return fault(403, "AUTHORIZATION", "3100", "ApplicationAuthorizationFailed")
-                with self.lock:
+                with self.company.lock:
                     return handler(request)  # type: ignore[no-any-return]
 
             return checked
@@ -594,12 +293,9 @@ class QuickBooksStandIn:
                 400, "ValidationFault", "4001", f"MAXRESULTS {limit} exceeds {MAX_RESULTS}"
             )
         try:
-            matches = _Filter(parsed["where"] or "", entity).select(
-                self.company.objects[entity].values()
-            )
+            matches = self.company.select(entity, parsed["where"] or "")
         except ValueError as error:
             return fault(400, "ValidationFault", "4000", "QueryParserError", str(error))
-        matches.sort(key=lambda obj: int(obj["Id"]))
         start = int(parsed["start"] or 1)
         page = matches[start - 1 : start - 1 + limit]
         include = request.arg("include") == "enhancedAllCustomFields"
@@ -610,7 +306,7 @@ class QuickBooksStandIn:
                 "startPosition": start,
                 "maxResults": len(page),
             }
-        return Response.json({"QueryResponse": response, "time": _stamp(self.now())})
+        return Response.json({"QueryResponse": response, "time": stamp(self.company.now())})
 
     def _cdc(self, request: Request) -> Response:
         entities = [name for name in (request.arg("entities") or "").split(",") if name]
@@ -620,7 +316,7 @@ class QuickBooksStandIn:
         except ValueError:
             return fault(400, "ValidationFault", "4001", f"Invalid changedSince {since_text!r}")
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
-        if since < self.now() - LOOKBACK:
+        if since < self.company.now() - LOOKBACK:
             return fault(
                 400,
                 "ValidationFault",
@@ -645,7 +341,7 @@ class QuickBooksStandIn:
                         "domain": "QBO",
                         "status": "Deleted",
                         "Id": object_id,
-                        "MetaData": {"LastUpdatedTime": _stamp(when)},
+                        "MetaData": {"LastUpdatedTime": stamp(when)},
                     },
                 )
                 for object_id, when in self.company.deleted[entity].items()
@@ -659,7 +355,7 @@ class QuickBooksStandIn:
             if kept:
                 responses.append({entity: kept, "startPosition": 1, "maxResults": len(kept)})
         return Response.json(
-            {"CDCResponse": [{"QueryResponse": responses}], "time": _stamp(self.now())}
+            {"CDCResponse": [{"QueryResponse": responses}], "time": stamp(self.company.now())}
         )
 
     def _read_customer(self, request: Request) -> Response:
@@ -667,9 +363,8 @@ class QuickBooksStandIn:
         if customer is None:
             return fault(400, "ValidationFault", "610", "Object Not Found")
         include = request.arg("include") == "enhancedAllCustomFields"
-        return Response.json(
-            {"Customer": self._visible("Customer", customer, include), "time": _stamp(self.now())}
-        )
+        shown = self._visible("Customer", customer, include)
+        return Response.json({"Customer": shown, "time": stamp(self.company.now())})
 
     def _update_customer(self, body: dict[str, Any], include: bool) -> dict[str, Any]:
         """A sparse update: the object, or the ``Fault`` object of why it was refused."""
@@ -678,7 +373,7 @@ class QuickBooksStandIn:
             return _fault_object("ValidationFault", "610", "Object Not Found")
         if customer["Id"] in self.edited_meanwhile:
             self.edited_meanwhile.discard(customer["Id"])
-            self._touch(customer)
+            self.company.touch(customer)
         if str(body.get("SyncToken")) != customer["SyncToken"]:
             return _fault_object(
                 "ValidationFault",
@@ -716,14 +411,14 @@ class QuickBooksStandIn:
                 }
             changes["CustomField"] = list(current.values())
         customer.update(changes)
-        self._touch(customer)
+        self.company.touch(customer)
         return {"Customer": self._visible("Customer", customer, include)}
 
     def _post_customer(self, request: Request) -> Response:
         answer = self._update_customer(request.json() or {}, request.arg("include") is not None)
         if "Fault" in answer:
-            return Response.json({**answer, "time": _stamp(self.now())}, 400)
-        return Response.json({**answer, "time": _stamp(self.now())})
+            return Response.json({**answer, "time": stamp(self.company.now())}, 400)
+        return Response.json({**answer, "time": stamp(self.company.now())})
 
     def _batch(self, request: Request) -> Response:
         if not self.batch_throttle.admit(REALM_ID, time.monotonic()):
@@ -742,7 +437,7 @@ class QuickBooksStandIn:
                 else:
                     answer = self._update_customer(item["Customer"], include)
                 answers.append({"bId": item.get("bId"), **answer})
-            return Response.json({"BatchItemResponse": answers, "time": _stamp(self.now())})
+            return Response.json({"BatchItemResponse": answers, "time": stamp(self.company.now())})
         finally:
             self.batch_throttle.release(REALM_ID)
 
@@ -789,54 +484,3 @@ _QUERY = re.compile(
     r"(?: STARTPOSITION (?P<start>\d+))?(?: MAXRESULTS (?P<max>\d+))?",
     re.IGNORECASE,
 )
-_CLAUSE = re.compile(
-    r"(?P<field>Active|Job|Id|MetaData\.LastUpdatedTime)\s*"
-    r"(?P<op>>=|<=|=|<|>|IN)\s*(?P<value>\(.*\)|'[^']*'|true|false)",
-    re.IGNORECASE,
-)
-
-
-class _Filter:
-    """The WHERE clauses the stand-in understands, joined by AND."""
-
-    def __init__(self, where: str, entity: str) -> None:
-        self.clauses = []
-        for text in re.split(r"\s+AND\s+", where.strip(), flags=re.IGNORECASE) if where else []:
-            match = _CLAUSE.fullmatch(text.strip())
-            if match is None:
-                raise ValueError(f"cannot filter on {text!r}")
-            self.clauses.append(match)
-        filters_active = any(c["field"].lower() == "active" for c in self.clauses)
-        self.active_only = entity == "Customer" and not filters_active
-
-    def select(self, objects: Any) -> list[dict[str, Any]]:
-        return [obj for obj in objects if self._matches(obj)]
-
-    def _matches(self, obj: dict[str, Any]) -> bool:
-        if self.active_only and not obj.get("Active", True):
-            return False
-        return all(_clause_matches(clause, obj) for clause in self.clauses)
-
-
-def _values(text: str) -> list[str]:
-    inner = text.strip()[1:-1] if text.startswith("(") else text
-    return [part.strip().strip("'").lower() for part in inner.split(",")]
-
-
-def _clause_matches(clause: re.Match[str], obj: dict[str, Any]) -> bool:
-    name, op, value = clause["field"].lower(), clause["op"].upper(), clause["value"]
-    if name == "metadata.lastupdatedtime":
-        actual = datetime.fromisoformat(obj["MetaData"]["LastUpdatedTime"])
-        wanted = datetime.fromisoformat(value.strip("'"))
-        return {
-            ">=": actual >= wanted,
-            ">": actual > wanted,
-            "<=": actual <= wanted,
-            "<": actual < wanted,
-            "=": actual == wanted,
-        }.get(op, False)
-    field_value = {"active": obj.get("Active", True), "job": obj.get("Job", False)}.get(
-        name, obj.get("Id")
-    )
-    text = str(field_value).lower()
-    return text in _values(value) if op in {"IN", "="} else False

@@ -35,7 +35,7 @@ def source_config(stand_in: QuickBooksStandIn, **settings: Any) -> QuickBooksSou
         "api_url": stand_in.url,
         "graphql_url": stand_in.graphql_url,
         "discovery_url": stand_in.discovery_url,
-        "marketing_accounts": stand_in.marketing_accounts(),
+        "marketing_accounts": stand_in.company.marketing_accounts(),
     }
     return QuickBooksSource.model_validate(values | settings)
 
@@ -51,7 +51,7 @@ def connector(
     source = source_config(stand_in, **settings)
     app = AppConfig(ledger="sqlite:///unused.db", sources=[source])
     context = ConnectorContext(tokens=TokenStore(engine, KEY))
-    return QuickBooksConnector(source, app, context, retry, stand_in.now, timeout, window)
+    return QuickBooksConnector(source, app, context, retry, stand_in.company.now, timeout, window)
 
 
 def connect(stand_in: QuickBooksStandIn, engine: Engine, **settings: Any) -> QuickBooksConnector:
@@ -122,7 +122,7 @@ def expected_transactions(stand_in: QuickBooksStandIn) -> dict[str, tuple[Any, .
     """What the ledger should hold: every live sales document of the company, read directly."""
     expected: dict[str, tuple[Any, ...]] = {}
     for entity, (stream, kind) in STREAMS.items():
-        for obj in stand_in.live(entity):
+        for obj in stand_in.company.live(entity):
             amount = Decimal(str(obj["TotalAmt"]))
             currency = obj["CurrencyRef"]["value"]
             if "HomeTotalAmt" in obj:
@@ -137,4 +137,4 @@ def expected_transactions(stand_in: QuickBooksStandIn) -> dict[str, tuple[Any, .
 
 
 def expected_customers(stand_in: QuickBooksStandIn) -> set[str]:
-    return {c["Id"] for c in stand_in.live("Customer") if c.get("Active", True)}
+    return {c["Id"] for c in stand_in.company.live("Customer") if c.get("Active", True)}

@@ -70,7 +70,7 @@ def test_a_rotated_refresh_token_is_saved_before_it_is_used(
 ) -> None:
     made = connect(stand_in, engine)
     before = stand_in.latest_refresh_token()
-    stand_in.advance(timedelta(hours=2))  # the access token has expired
+    stand_in.company.advance(timedelta(hours=2))  # the access token has expired
 
     pull(engine, made)
 
@@ -123,7 +123,7 @@ def test_a_kill_between_receiving_and_storing_a_rotated_token_still_authenticate
     assert killed.returncode == -9
     assert stand_in.refreshes == refreshes + 1  # QuickBooks did rotate the token
     assert TokenStore(engine, KEY).load("qbo") == stored_before  # but it was not stored
-    stand_in.advance(timedelta(hours=2))  # the stored access token has expired too
+    stand_in.company.advance(timedelta(hours=2))  # the stored access token has expired too
     restarted = connector(stand_in, engine)
     pull(engine, restarted)
     stored = TokenStore(engine, KEY).load("qbo")

@@ -100,7 +100,7 @@ def test_push_writes_the_custom_fields_and_a_second_cycle_sends_nothing(
     first = pushed(sync)
 
     assert first.failed == 0 and first.pushed > 0
-    with_fields = [c for c in stand_in.live("Customer") if c.get("CustomField")]
+    with_fields = [c for c in stand_in.company.live("Customer") if c.get("CustomField")]
     assert len(with_fields) * len(FIELDS) >= first.pushed
     sample = custom_values(stand_in, with_fields[0]["Id"])
     assert set(sample) == {"Lifetime revenue", "Orders", "Last purchase"}
@@ -161,7 +161,7 @@ USER_NOTES = "Met at the fair.\r\n  Prefers e-mail;\ttabs\tstay.\n\n\u00e9t\u00e
 def test_the_notes_block_leaves_the_users_text_byte_for_byte(
     stand_in: QuickBooksStandIn, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stand_in.update("Customer", "2", Notes=USER_NOTES)
+    stand_in.company.update("Customer", "2", Notes=USER_NOTES)
     sync, _ = service(stand_in, engine, monkeypatch, target="notes")
 
     first = pushed(sync)
@@ -185,7 +185,7 @@ def test_a_notes_block_that_does_not_fit_is_shortened_and_says_so(
     stand_in: QuickBooksStandIn, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     long_text = "x" * 890
-    stand_in.update("Customer", "2", Notes=long_text)
+    stand_in.company.update("Customer", "2", Notes=long_text)
     sync, _ = service(stand_in, engine, monkeypatch, target="notes")
 
     result = pushed(sync)

@@ -40,23 +40,23 @@ def test_backfill_then_edits_deletions_merges_and_refunds(
 
     assert ledger_transactions(engine) == expected_transactions(stand_in)
     assert set(ledger_customers(engine)) == expected_customers(stand_in)
-    assert len(ledger_customers(engine)) == len(stand_in.live("Customer"))
+    assert len(ledger_customers(engine)) == len(stand_in.company.live("Customer"))
     # Spend: only the marketing lines, one record per document and channel.
     spend = ledger_spend(engine)
-    documents = stand_in.live("Purchase") + stand_in.live("Bill")
+    documents = stand_in.company.live("Purchase") + stand_in.company.live("Bill")
     assert len(spend) == len(documents)
     assert sum(amount for _, amount in spend.values()) == sum(
         Decimal(str(d["Line"][0]["Amount"])) for d in documents
     )
 
-    stand_in.update("Customer", "3", PrimaryEmailAddr={"Address": "new@example.com"})
-    stand_in.deactivate("4")
-    stand_in.merge("5", "6")
-    invoice = stand_in.live("Invoice")[0]
-    stand_in.delete("Invoice", invoice["Id"])
-    stand_in.add_document("RefundReceipt", "7", "19.99")
-    stand_in.add_document("SalesReceipt", "8", "250.00")
-    stand_in.advance(timedelta(minutes=5))
+    stand_in.company.update("Customer", "3", PrimaryEmailAddr={"Address": "new@example.com"})
+    stand_in.company.deactivate("4")
+    stand_in.company.merge("5", "6")
+    invoice = stand_in.company.live("Invoice")[0]
+    stand_in.company.delete("Invoice", invoice["Id"])
+    stand_in.company.add_document("RefundReceipt", "7", "19.99")
+    stand_in.company.add_document("SalesReceipt", "8", "250.00")
+    stand_in.company.advance(timedelta(minutes=5))
 
     counts = pull(engine, made)
 
@@ -67,7 +67,7 @@ def test_backfill_then_edits_deletions_merges_and_refunds(
     assert customers["3"]["email"] == "new@example.com"
     assert counts.deleted >= 3  # customer 4, customer 5 (merged), the invoice
     # A cycle with nothing changed reads nothing new.
-    stand_in.advance(timedelta(minutes=5))
+    stand_in.company.advance(timedelta(minutes=5))
     assert pull(engine, made).new + pull(engine, made).changed == 0
 
 
@@ -76,12 +76,12 @@ def test_a_cycle_with_more_changes_than_one_cdc_answer_holds(
 ) -> None:
     made = connect(stand_in, engine)
     pull(engine, made)
-    stand_in.advance(timedelta(minutes=5))
+    stand_in.company.advance(timedelta(minutes=5))
     for number in range(1_100):
-        stand_in.add_document("SalesReceipt", str(number % 60 + 1), f"{number + 1}.00")
-    for invoice in stand_in.live("Invoice")[:5]:
-        stand_in.delete("Invoice", invoice["Id"])
-    stand_in.advance(timedelta(minutes=5))
+        stand_in.company.add_document("SalesReceipt", str(number % 60 + 1), f"{number + 1}.00")
+    for invoice in stand_in.company.live("Invoice")[:5]:
+        stand_in.company.delete("Invoice", invoice["Id"])
+    stand_in.company.advance(timedelta(minutes=5))
 
     pull(engine, made)
 
@@ -94,9 +94,9 @@ def test_a_cursor_older_than_the_cdc_window_falls_back_to_a_query(
 ) -> None:
     made = connect(stand_in, engine)
     pull(engine, made)
-    stand_in.advance(timedelta(days=40))
-    stand_in.add_document("Invoice", "9", "77.70")
-    stand_in.update("Customer", "10", DisplayName="Renamed Ltd")
+    stand_in.company.advance(timedelta(days=40))
+    stand_in.company.add_document("Invoice", "9", "77.70")
+    stand_in.company.update("Customer", "10", DisplayName="Renamed Ltd")
 
     pull(engine, made)
 
@@ -108,11 +108,11 @@ def test_money_refund_credit_memo_and_foreign_currency(
     stand_in: QuickBooksStandIn, engine: Engine
 ) -> None:
     made = connect(stand_in, engine)
-    customer = stand_in.add_customer("Money Case Ltd")
-    invoice = stand_in.add_document("Invoice", customer, "500.00")
-    credit = stand_in.add_document("CreditMemo", customer, "120.00")
-    refund = stand_in.add_document("RefundReceipt", customer, "30.00")
-    foreign = stand_in.add_document("Invoice", customer, "200.00", "EUR", "1.0850")
+    customer = stand_in.company.add_customer("Money Case Ltd")
+    invoice = stand_in.company.add_document("Invoice", customer, "500.00")
+    credit = stand_in.company.add_document("CreditMemo", customer, "120.00")
+    refund = stand_in.company.add_document("RefundReceipt", customer, "30.00")
+    foreign = stand_in.company.add_document("Invoice", customer, "200.00", "EUR", "1.0850")
 
     pull(engine, made)
 
@@ -144,9 +144,9 @@ def test_money_refund_credit_memo_and_foreign_currency(
 
 
 def test_sub_customers_roll_up_to_their_parent(stand_in: QuickBooksStandIn, engine: Engine) -> None:
-    parent = stand_in.add_customer("Parent Co")
-    job = stand_in.add_customer("Parent Co:Kitchen job", parent_id=parent)
-    document = stand_in.add_document("Invoice", job, "90.00")
+    parent = stand_in.company.add_customer("Parent Co")
+    job = stand_in.company.add_customer("Parent Co:Kitchen job", parent_id=parent)
+    document = stand_in.company.add_document("Invoice", job, "90.00")
     made = connect(stand_in, engine, roll_up_sub_customers=True)
 
     pull(engine, made)
@@ -176,9 +176,9 @@ def test_failing_requests_give_the_same_ledger_and_stay_under_the_throttle(
         settings = {"page_size": 10, "throttle": {"requests_per_minute": 25}}
         made = connect(stand_in, engine, timeout=(1.0, 0.3), window=1.0, **settings)
         pull(engine, made)
-        stand_in.add_document("Invoice", "12", "42.00")
-        clean.add_document("Invoice", "12", "42.00")
-        stand_in.advance(timedelta(minutes=5))
+        stand_in.company.add_document("Invoice", "12", "42.00")
+        clean.company.add_document("Invoice", "12", "42.00")
+        stand_in.company.advance(timedelta(minutes=5))
         pull(engine, made)
 
         stats = stand_in.server.stats
