@@ -446,16 +446,8 @@ class QuickBooksStandIn:
         query = str(body.get("query", ""))
         if "appFoundationsCreateCustomFieldDefinition" in query:
             given = (body.get("variables") or {}).get("input") or {}
-            number = str(len(self.company.custom_fields) + 1)
-            node = {
-                "id": f"djQuMTo5MzQxNDUzMDUwMDAwMDAwOjQ{number}",
-                "legacyIDV2": number,
-                "label": given.get("label"),
-                "active": True,
-                "dataType": given.get("dataType", "STRING"),
-                "associations": given.get("associations") or [],
-            }
-            self.company.custom_fields[number] = node
+            node = self.company.define_custom_field(str(given.get("label", "")))
+            node["associations"] = given.get("associations") or node["associations"]
             return Response.json({"data": {"appFoundationsCreateCustomFieldDefinition": node}})
         if "appFoundationsCustomFieldDefinitions" in query:
             edges = [{"node": node} for node in self.company.custom_fields.values()]

@@ -318,6 +318,27 @@ class QuickBooksCompany:
         with self.lock:
             return list(self.objects[entity].values())
 
+    def define_custom_field(self, label: str) -> dict[str, Any]:
+        """A customer custom-field definition, as the App Foundations API keeps it."""
+        with self.lock:
+            number = str(len(self.custom_fields) + 1)
+            node: dict[str, Any] = {
+                "id": f"djQuMTo5MzQxNDUzMDUwOjQ{number}",
+                "legacyIDV2": number,
+                "label": label,
+                "active": True,
+                "dataType": "STRING",
+                "associations": [
+                    {
+                        "associatedEntity": "/network/Contact",
+                        "active": True,
+                        "subAssociations": [{"associatedEntity": "CUSTOMER", "active": True}],
+                    }
+                ],
+            }
+            self.custom_fields[number] = node
+            return node
+
     def select(self, entity: str, where: str) -> list[dict[str, Any]]:
         """Objects matching a query's WHERE clause, in ``Id`` order (ValueError if unknown)."""
         matches = _Filter(where, entity).select(self.objects[entity].values())
