@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -46,12 +47,15 @@ def connector(
     retry: RetrySettings = FAST_RETRY,
     timeout: tuple[float, float] = (5.0, 10.0),
     window: float = 60.0,
+    clock: Callable[[], datetime] | None = None,
     **settings: Any,
 ) -> QuickBooksConnector:
+    """A connector for the stand-in; its clock is the company's unless ``clock`` is given."""
     source = source_config(stand_in, **settings)
     app = AppConfig(ledger="sqlite:///unused.db", sources=[source])
     context = ConnectorContext(tokens=TokenStore(engine, KEY))
-    return QuickBooksConnector(source, app, context, retry, stand_in.company.now, timeout, window)
+    clock = clock or stand_in.company.now
+    return QuickBooksConnector(source, app, context, retry, clock, timeout, window)
 
 
 def connect(stand_in: QuickBooksStandIn, engine: Engine, **settings: Any) -> QuickBooksConnector:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from connectors.quickbooks import QuickBooksConnector
 from sandbox.quickbooks import QuickBooksStandIn
 from sandbox.synthetic import BusinessSpec
 from sync.cycle import SyncService
+from sync.db import create_ledger_engine, ensure_current_schema
 from sync.push import PushResult
 from sync.tokens import SECRET_KEY_ENV
 from tests.quickbooks_support import KEY_TEXT, source_config
@@ -36,6 +38,16 @@ class Console:
 
     def ask(self, question: str) -> str:
         raise AssertionError(f"setup asked {question!r}")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """SQLite only: these tests are about the writer; the push engine's ledger side runs on
+    both databases in tests/test_push.py."""
+    made = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ensure_current_schema(made)
+    yield made
+    made.dispose()
 
 
 @pytest.fixture

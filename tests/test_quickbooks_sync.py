@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from sandbox.http import Faults, Throttle
 from sandbox.quickbooks import QuickBooksStandIn
 from sandbox.synthetic import BusinessSpec
+from sync.ledger import QuarantineRow
 from tests.quickbooks_support import (
     connect,
     expected_customers,
@@ -187,3 +188,61 @@ def test_failing_requests_give_the_same_ledger_and_stay_under_the_throttle(
         assert stand_in.server.throttle.rejected == 0
         assert sum(stats.faults.values()) >= 0.12 * stats.requests
         assert stats.requests > 60
+
+
+def test_cdc_refused_by_the_server_falls_back_to_a_query(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    """Our clock says the cursor is recent; QuickBooks' clock says it is past the window."""
+    made = connect(stand_in, engine, clock=lambda: datetime.now(UTC))
+    pull(engine, made)
+    stand_in.company.advance(timedelta(days=31))
+    added = stand_in.company.add_document("SalesReceipt", "9", "12.34")
+
+    pull(engine, made)
+
+    assert ledger_transactions(engine)[f"sales_receipts/{added['Id']}"][2] == Decimal("12.34")
+    assert ledger_transactions(engine) == expected_transactions(stand_in)
+
+
+def test_an_object_that_cannot_be_mapped_is_quarantined_and_the_rest_loads(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    made = connect(stand_in, engine)
+    broken = stand_in.company.live("Invoice")[0]["Id"]
+    stand_in.company.update("Invoice", broken, TxnDate="31/12/2025")
+
+    counts = pull(engine, made)
+
+    assert counts.quarantined == 1
+    with engine.connect() as connection:
+        reason, location, raw = connection.execute(
+            select(QuarantineRow.reason, QuarantineRow.location, QuarantineRow.raw)  # type: ignore[call-overload]
+        ).one()
+    assert reason.startswith(f"Invoice {broken}: TxnDate '31/12/2025' is not a date")
+    assert location.startswith("query 'SELECT * FROM Invoice")
+    assert '"31/12/2025"' in raw
+    expected = expected_transactions(stand_in)
+    del expected[f"invoices/{broken}"]
+    assert ledger_transactions(engine) == expected
+
+
+def test_moving_a_spend_line_to_another_account_moves_the_spend(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    made = connect(stand_in, engine)
+    pull(engine, made)
+    purchase = stand_in.company.live("Purchase")[0]
+    line = purchase["Line"][0]
+    channel = line["AccountBasedExpenseLineDetail"]["AccountRef"]["name"].split(":")[1]
+    other = "events" if channel != "events" else "search"
+    account = {"AccountRef": {"name": f"Advertising:{other}"}}
+    moved = {**line, "AccountBasedExpenseLineDetail": account}
+    stand_in.company.update("Purchase", purchase["Id"], Line=[moved, purchase["Line"][1]])
+    stand_in.company.advance(timedelta(minutes=5))
+
+    pull(engine, made)
+
+    spend = ledger_spend(engine)
+    assert f"purchases/{purchase['Id']}:{channel}" not in spend
+    assert spend[f"purchases/{purchase['Id']}:{other}"] == (other, Decimal(str(line["Amount"])))
