@@ -7,7 +7,7 @@ What the connector uses, shaped as Intuit's API reference shows it:
   refresh; the previous value keeps working until its successor is first used (so a client
   that crashed before storing a new value recovers), after that it fails with
   ``invalid_grant``. Each answer carries ``x_refresh_token_expires_in`` (the hard expiry).
-* ``POST /v3/company/{realm}/query``: ``SELECT * FROM Entity [WHERE ...] [ORDERBY Id]
+* ``GET``/``POST /v3/company/{realm}/query``: ``SELECT * FROM Entity [WHERE ...] [ORDERBY Id]
   [STARTPOSITION n] [MAXRESULTS m]`` (m at most 1000, default 100) answering ``QueryResponse``.
   Filters: ``Active``, ``Job``, ``Id`` (``=``/``IN``) and ``MetaData.LastUpdatedTime``
   comparisons, joined by ``AND``. Customers are active-only unless ``Active`` is filtered.
@@ -267,6 +267,7 @@ class QuickBooksStandIn:
             return checked
 
         route("POST", f"{company}/query")(api(self._query))
+        route("GET", f"{company}/query")(api(self._query))
         route("GET", f"{company}/cdc")(api(self._cdc))
         route("GET", f"{company}/customer/(?P<id>\\d+)")(api(self._read_customer))
         route("POST", f"{company}/customer")(api(self._post_customer))
@@ -280,7 +281,8 @@ class QuickBooksStandIn:
         return shown
 
     def _query(self, request: Request) -> Response:
-        statement = request.body.decode("utf-8").strip()
+        """GET with ``?query=`` as documented, or POST with the statement as the body."""
+        statement = (request.arg("query") or request.body.decode("utf-8")).strip()
         parsed = _QUERY.fullmatch(statement)
         if parsed is None:
             return fault(400, "ValidationFault", "4000", "QueryParserError", statement)

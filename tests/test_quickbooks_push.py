@@ -18,7 +18,7 @@ from sync.cycle import SyncService
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.push import PushResult
 from sync.tokens import SECRET_KEY_ENV
-from tests.quickbooks_support import KEY_TEXT, source_config
+from tests.quickbooks_support import KEY_TEXT, ledger_customers, source_config
 
 TINY = BusinessSpec(seed=9, customers=25)
 FIELDS = [
@@ -191,6 +191,8 @@ def test_the_notes_block_leaves_the_users_text_byte_for_byte(
 
     assert second.planned == 0
     assert stand_in.company.objects["Customer"]["2"]["Notes"] == notes
+    # Read back, the customer's notes are the user's own text only (as the ledger stores text).
+    assert ledger_customers(engine)["2"]["notes"] == USER_NOTES.strip()
 
 
 def test_a_notes_block_that_does_not_fit_is_shortened_and_says_so(

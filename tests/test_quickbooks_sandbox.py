@@ -90,12 +90,19 @@ def test_query_pages_and_their_limits(stand_in: QuickBooksStandIn) -> None:
 
     page = query(stand_in, token, "SELECT * FROM Customer STARTPOSITION 11 MAXRESULTS 5").json()
     default = query(stand_in, token, "SELECT * FROM Customer").json()
+    by_get = requests.get(
+        f"{stand_in.url}/v3/company/{REALM_ID}/query",
+        params={"query": "SELECT * FROM Customer STARTPOSITION 11 MAXRESULTS 5"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ).json()
     too_many = query(stand_in, token, "SELECT * FROM Customer MAXRESULTS 1001")
     unknown = query(stand_in, token, "SELECT * FROM Customer WHERE Balance > '3'")
 
     response = page["QueryResponse"]
     assert [c["Id"] for c in response["Customer"]] == ["11", "12", "13", "14", "15"]
     assert (response["startPosition"], response["maxResults"]) == (11, 5)
+    assert by_get["QueryResponse"] == response
     assert datetime.fromisoformat(page["time"]).tzinfo is not None
     assert len(default["QueryResponse"]["Customer"]) == len(stand_in.company.live("Customer"))
     assert too_many.status_code == unknown.status_code == 400
