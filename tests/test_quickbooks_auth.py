@@ -178,3 +178,21 @@ def test_status_warns_well_before_the_hard_expiry(engine: Engine) -> None:
     with QuickBooksStandIn(TINY) as stand_in:
         assert connect(stand_in, engine).status_notes() == []
         assert "not connected" in connector(stand_in, engine, name="other").status_notes()[0]
+
+
+def test_the_terminal_shows_a_long_consent_url_on_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    import daemon
+
+    screen = io.StringIO()
+    monkeypatch.setattr(daemon, "console", Console(file=screen, width=40))
+    url = "https://appcenter.intuit.com/connect/oauth2?" + "&".join(f"p{n}=v{n}" for n in range(40))
+
+    daemon.TerminalConsole().say(f"Open this address:\n\n{url}\n")
+
+    assert url in screen.getvalue().splitlines()
