@@ -1,4 +1,5 @@
-"""The QuickBooks stand-in answers in the shapes of Intuit's API reference, limits included."""
+"""The QuickBooks stand-in answers in the shapes of Intuit's API reference, limits included;
+and the connector's batch limiter counts in both allowances."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from connectors.quickbooks.client import fault_of
+from connectors.http import RateLimiter
+from connectors.quickbooks.client import NestedLimiter, fault_of
 from sandbox.http import Faults
 from sandbox.quickbooks import (
     ACCOUNTING_SCOPE,
@@ -159,3 +161,22 @@ def test_calls_without_a_valid_token_are_refused(stand_in: QuickBooksStandIn) ->
     assert answer.status_code == 401
     fault = fault_of(answer.json())
     assert fault is not None and fault.type == "AUTHENTICATION"
+
+
+def test_batch_calls_count_in_the_batch_allowance_and_the_companys() -> None:
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    company = RateLimiter(1, 60.0, 10, clock=lambda: now[0], sleep=sleep)
+    batches = NestedLimiter(5, 60.0, company)
+
+    with batches.slot():
+        pass
+    with company.slot():  # the batch call used the company's only request of the minute
+        pass
+
+    assert waits == [60.0]
