@@ -252,3 +252,16 @@ def test_moving_a_spend_line_to_another_account_moves_the_spend(
     spend = ledger_spend(engine)
     assert f"purchases/{purchase['Id']}:{channel}" not in spend
     assert spend[f"purchases/{purchase['Id']}:{other}"] == (other, Decimal(str(line["Amount"])))
+
+
+def test_a_credit_card_credit_is_not_marketing_spend(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    made = connect(stand_in, engine)
+    purchase = stand_in.company.live("Purchase")[0]
+    stand_in.company.update("Purchase", purchase["Id"], Credit=True)
+
+    pull(engine, made)
+
+    prefix = f"purchases/{purchase['Id']}:"
+    assert not [key for key in ledger_spend(engine) if key.startswith(prefix)]

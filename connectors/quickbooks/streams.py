@@ -218,11 +218,13 @@ def map_spend(obj: JsonObject, ctx: MappingContext) -> list[Record]:
     """Lines booked to marketing accounts, one record per channel and document.
 
     Channels the document does not (or no longer) book to are yielded as tombstones, so a
-    line moved to another account or removed leaves no stale spend behind.
+    line moved to another account or removed leaves no stale spend behind. A credit-card
+    credit (``Purchase`` with ``Credit: true``, money back from a vendor) is not spend; the
+    ledger has no negative spend, so it is left out rather than counted the wrong way.
     """
     document_id = str(obj["Id"])
     totals: dict[str, Decimal] = {}
-    if not _deleted(obj):
+    if not _deleted(obj) and obj.get("Credit") is not True:
         for line in obj.get("Line") or []:
             detail = line.get("AccountBasedExpenseLineDetail")
             if line.get("DetailType") != "AccountBasedExpenseLineDetail" or not detail:
