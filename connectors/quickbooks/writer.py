@@ -95,7 +95,7 @@ class QuickBooksWriter:
     def __init__(self, source: QuickBooksSource, client: QuickBooksClient) -> None:
         self.source = source
         self.client = client
-        self.fields = [mapping.field for mapping in source.push.fields]
+        self.fields = list(dict.fromkeys(mapping.field for mapping in source.push.fields))
         self.customers_per_batch = source.push.batch_size
         self.max_batch = source.push.batch_size * max(len(self.fields), 1)
         self._definitions: dict[str, str] | None = None
@@ -251,8 +251,8 @@ class QuickBooksWriter:
         values = _block_lines(notes)
         for update in item.updates:
             values[update.field] = update.value
-        order = [*self.fields, *(label for label in values if label not in self.fields)]
-        lines = [f"{label}: {values[label]}" for label in order if values.get(label)]
+        # In the mapping's order; a line of a field no longer mapped goes with the next write.
+        lines = [f"{label}: {values[label]}" for label in self.fields if values.get(label)]
         try:
             new = with_block(notes, lines, NOTES_LIMIT)
         except NotesTooLong as error:
