@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from config.models import AppConfig, CsvSource
 from connectors.errors import AuthError
+from sandbox.http import Faults
 from sandbox.quickbooks import QuickBooksStandIn
 from sandbox.synthetic import BusinessSpec, write_csv_folder
 from sync.cycle import SyncService
@@ -196,3 +197,16 @@ def test_the_terminal_shows_a_long_consent_url_on_one_line(
     daemon.TerminalConsole().say(f"Open this address:\n\n{url}\n")
 
     assert url in screen.getvalue().splitlines()
+
+
+def test_token_calls_are_retried_through_cut_off_and_failed_answers(engine: Engine) -> None:
+    faults = Faults(server_error=0.25, truncate=0.25, retry_after=0.01, seed=8)
+    with QuickBooksStandIn(TINY, faults=faults) as stand_in:
+        made = connect(stand_in, engine)
+        for _ in range(6):
+            made.auth.refresh()
+
+        stored = TokenStore(engine, KEY).load("qbo")
+        assert stored is not None
+        assert stored.payload["refresh_token"] == stand_in.latest_refresh_token()
+        assert stand_in.server.stats.faults.get("truncate", 0) > 0

@@ -95,7 +95,12 @@ class QuickBooksAuth:
             with attempt:
                 try:
                     return action()
-                except (requests.ConnectionError, requests.Timeout) as error:
+                except (
+                    requests.ConnectionError,
+                    requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.JSONDecodeError,  # a cut-off answer
+                ) as error:
                     raise RetryableError(
                         f"{self.source.name}: {what} failed: {type(error).__name__}"
                     ) from error
