@@ -125,6 +125,8 @@ class QuickBooksStandIn:
         """CDC answers that left changes out (the 1000-object cap)."""
         self.invalid_customers: set[str] = set()
         """Customers whose updates are refused with a validation fault (a test switch)."""
+        self.shapeless_answers = 0
+        """The next this many query answers are valid JSON without a ``QueryResponse``."""
         self.edited_meanwhile: set[str] = set()
         """Customers a user edits just before our next update of them lands (once each)."""
         self._routes()
@@ -301,6 +303,9 @@ class QuickBooksStandIn:
         start = int(parsed["start"] or 1)
         page = matches[start - 1 : start - 1 + limit]
         include = request.arg("include") == "enhancedAllCustomFields"
+        if self.shapeless_answers > 0:
+            self.shapeless_answers -= 1
+            return Response.json({"time": stamp(self.company.now())})
         response: dict[str, Any] = {}
         if page:
             response = {

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, select
 
+from connectors.errors import SourceError
 from sandbox.http import Faults, Throttle
 from sandbox.quickbooks import QuickBooksStandIn
 from sandbox.synthetic import BusinessSpec
@@ -265,3 +266,16 @@ def test_a_credit_card_credit_is_not_marketing_spend(
 
     prefix = f"purchases/{purchase['Id']}:"
     assert not [key for key in ledger_spend(engine) if key.startswith(prefix)]
+
+
+def test_an_answer_without_a_query_response_is_an_error_not_an_empty_page(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    made = connect(stand_in, engine)
+    stand_in.shapeless_answers = 1
+
+    with pytest.raises(SourceError, match="no QueryResponse"):
+        pull(engine, made)
+    pull(engine, made)
+
+    assert ledger_transactions(engine) == expected_transactions(stand_in)

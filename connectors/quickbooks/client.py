@@ -149,8 +149,16 @@ class QuickBooksClient:
             )
         except HttpError as error:
             raise self._failed(f"the query {statement!r}", error) from None
-        response = body.get("QueryResponse") or {}
+        response = self._expect(body, "QueryResponse", f"the query {statement!r}") or {}
         return Answer(list(response.get(entity) or []), _server_time(body))
+
+    def _expect(self, body: Any, key: str, what: str) -> Any:
+        """``body[key]``; an answer without it is never taken for an empty page."""
+        if not isinstance(body, Mapping) or key not in body:
+            fault = fault_of(body)
+            detail = str(fault) if fault else f"no {key} in {str(body)[:200]!r}"
+            raise SourceError(f"{self.source.name}: QuickBooks answered {what} oddly: {detail}")
+        return body[key]
 
     def cdc(self, entity: str, since: datetime) -> Answer:
         """Objects of ``entity`` changed since ``since`` (deleted ones as ``status: Deleted``).
@@ -161,7 +169,7 @@ class QuickBooksClient:
         params = {**self.params, "entities": entity, "changedSince": since.isoformat()}
         body = self.http.json("GET", "cdc", params=params, headers={"Accept": "application/json"})
         objects: list[dict[str, Any]] = []
-        for block in body.get("CDCResponse") or []:
+        for block in self._expect(body, "CDCResponse", "a CDC request") or []:
             for response in block.get("QueryResponse") or []:
                 objects.extend(response.get(entity) or [])
         return Answer(objects, _server_time(body))
