@@ -162,6 +162,11 @@ def test_sub_customers_roll_up_to_their_parent(stand_in: QuickBooksStandIn, engi
     assert ledger_transactions(engine)[f"invoices/{document['Id']}"][0] == parent
     customers = ledger_customers(engine)
     assert parent in customers and job not in customers
+    # A customer that becomes a sub-customer later stops being a customer of its own.
+    stand_in.company.update("Customer", "5", ParentRef={"value": parent}, Job=True)
+    stand_in.company.advance(timedelta(minutes=5))
+    pull(engine, made)
+    assert "5" not in ledger_customers(engine)
 
 
 def test_failing_requests_give_the_same_ledger_and_stay_under_the_throttle(

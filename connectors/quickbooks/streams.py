@@ -157,7 +157,9 @@ def map_customer(obj: JsonObject, ctx: MappingContext) -> list[Record]:
         return [SourceCustomer(customer_id, deleted=True)]
     parent = _ref(obj, "ParentRef")
     if parent is not None and ctx.parents is not None:
-        return []  # rolled up: its sales count for the top-level customer
+        # Rolled up: its sales count for the top-level customer, and it is no customer of its
+        # own (a tombstone, in case it was one before it got its parent).
+        return [SourceCustomer(customer_id, deleted=True)]
     address = obj.get("BillAddr") or {}
     created = (obj.get("MetaData") or {}).get("CreateTime")
     return [
