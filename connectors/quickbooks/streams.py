@@ -79,7 +79,11 @@ class MappingContext:
         return sorted(set(self.marketing_accounts.values()))
 
     def owner(self, customer_id: str | None) -> str | None:
-        """The customer a sale counts for: itself, or its top-level parent when rolling up."""
+        """The customer a sale counts for: itself, or its top-level parent when rolling up.
+
+        Read when the document is read: a document booked before its customer got a parent
+        moves to the parent when the document next changes.
+        """
         if customer_id is None or self.parents is None:
             return customer_id
         if self._parents is None:
