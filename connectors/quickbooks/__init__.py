@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 from config.models import AppConfig, QuickBooksSource
 from connectors.base import ConnectorContext, Console, Stream, Writer
@@ -20,6 +21,7 @@ from connectors.quickbooks.auth import QuickBooksAuth
 from connectors.quickbooks.client import DEFAULT_TIMEOUT, WINDOW, QuickBooksClient
 from connectors.quickbooks.streams import EntityStream, MappingContext, entity_specs, load_parents
 from connectors.quickbooks.writer import QuickBooksWriter
+from connectors.records import RecordKind
 
 __all__ = ["QuickBooksConnector"]
 
@@ -49,17 +51,16 @@ class QuickBooksConnector:
         self.client = QuickBooksClient(source, self.auth, retry, timeout, window)
 
     def streams(self) -> Sequence[Stream]:
-        parents = None
-        if self.source.roll_up_sub_customers:
-
-            def parents() -> dict[str, str]:
-                return load_parents(self.client, self.source.page_size)
-
+        parents = (
+            partial(load_parents, self.client, self.source.page_size)
+            if self.source.roll_up_sub_customers
+            else None
+        )
         ctx = MappingContext(self.home_currency, self.source.marketing_accounts, parents)
         specs = [
             spec
             for spec in entity_specs()
-            if spec.record_kind.value != "spend" or self.source.marketing_accounts
+            if spec.record_kind is not RecordKind.SPEND or self.source.marketing_accounts
         ]
         return [
             EntityStream(spec, self.client, ctx, self.source.page_size, self.clock)
