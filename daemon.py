@@ -906,7 +906,8 @@ class TerminalConsole:
     """The admin's terminal for ``auth`` and ``setup``; no terminal means a clear error."""
 
     def say(self, text: str) -> None:
-        console.print(text, highlight=False)
+        # No wrapping: a consent URL broken over lines cannot be copied into a browser.
+        console.print(text, highlight=False, soft_wrap=True)
 
     def ask(self, question: str) -> str:
         if not sys.stdin.isatty():

@@ -42,6 +42,14 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 
+def _source_name(value: str) -> str:
+    if not _SOURCE_NAME.match(value):
+        raise ValueError(
+            "use lower-case letters, digits, '-' or '_', starting with a letter (max 40)"
+        )
+    return value
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -141,17 +149,95 @@ class CsvSource(StrictModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _SOURCE_NAME.match(value):
-            raise ValueError(
-                "use lower-case letters, digits, '-' or '_', starting with a letter (max 40)"
-            )
-        return value
+        return _source_name(value)
 
 
-# A one-member discriminated union already validates as a tagged union (pydantic >= 2.7: an
-# unknown `type` is a `union_tag_invalid` error listing the known tags); later source types
-# are added as `CsvSource | OtherSource` inside the Annotated.
-SourceConfig = Annotated[CsvSource, Field(discriminator="type")]
+# QuickBooks Online's published throttle per company (realm): 500 requests a minute, 10 at
+# once, and 40 batch calls a minute ("API call limits and throttles", Intuit developer docs).
+QUICKBOOKS_REQUESTS_PER_MINUTE = 500
+QUICKBOOKS_CONCURRENT = 10
+QUICKBOOKS_BATCHES_PER_MINUTE = 40
+# Intuit's documents give 10 to 30 items per batch request; 10 is safe everywhere.
+QUICKBOOKS_BATCH_ITEMS = 10
+QUICKBOOKS_MAX_BATCH_ITEMS = 30
+QUICKBOOKS_MINOR_VERSION = 75
+QUICKBOOKS_API_URL = "https://quickbooks.api.intuit.com"
+QUICKBOOKS_GRAPHQL_URL = "https://qb.api.intuit.com/graphql"
+QUICKBOOKS_DISCOVERY_URL = "https://developer.intuit.com/.well-known/openid_configuration/"
+QUICKBOOKS_REDIRECT_URI = "https://developer.intuit.com/v2/OAuth2Playground/RedirectUrl"
+
+
+class QuickBooksThrottle(StrictModel):
+    """The client-side limiter; the defaults are Intuit's published limits per company."""
+
+    requests_per_minute: int = Field(default=QUICKBOOKS_REQUESTS_PER_MINUTE, ge=1, le=10_000)
+    concurrent: int = Field(default=QUICKBOOKS_CONCURRENT, ge=1, le=100)
+    batches_per_minute: int = Field(default=QUICKBOOKS_BATCHES_PER_MINUTE, ge=1, le=1_000)
+
+
+class QuickBooksPush(PushConfig):
+    """Push settings of a QuickBooks source: ``batch_size`` is customers per batch call."""
+
+    batch_size: int = Field(
+        default=QUICKBOOKS_BATCH_ITEMS,
+        ge=1,
+        le=QUICKBOOKS_MAX_BATCH_ITEMS,
+        description="Customers updated per batch request (Intuit allows 10 to 30).",
+    )
+    target: Literal["custom_fields", "notes"] = Field(
+        default="custom_fields",
+        description=(
+            "custom_fields: QuickBooks custom fields on Customer (run `clm-sync setup` first); "
+            "notes: a marked block in the customer's Notes, for editions without them."
+        ),
+    )
+
+
+class QuickBooksSource(StrictModel):
+    """One QuickBooks Online company, connected with OAuth 2.0 (`clm-sync auth NAME`)."""
+
+    type: Literal["quickbooks"]
+    name: str = Field(description="Unique short name; it becomes the `system` in the ledger.")
+    realm_id: str = Field(
+        pattern=r"^[0-9]{1,30}$", description="The company id (realmId) QuickBooks shows."
+    )
+    client_id: str = Field(description="The app's Client ID; write ${ENV_VAR}.", repr=False)
+    client_secret: str = Field(description="The app's Client Secret; write ${ENV_VAR}.", repr=False)
+    redirect_uri: str = Field(
+        default=QUICKBOOKS_REDIRECT_URI,
+        description="A redirect URI registered with the app; `auth` asks for the URL it shows.",
+    )
+    api_url: str = Field(default=QUICKBOOKS_API_URL, description="Accounting API base URL.")
+    graphql_url: str = Field(
+        default=QUICKBOOKS_GRAPHQL_URL, description="App Foundations GraphQL endpoint."
+    )
+    discovery_url: str = Field(
+        default=QUICKBOOKS_DISCOVERY_URL, description="Intuit's OpenID discovery document."
+    )
+    minor_version: int = Field(default=QUICKBOOKS_MINOR_VERSION, ge=QUICKBOOKS_MINOR_VERSION)
+    schedule: Schedule = Field(default_factory=Schedule)
+    page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=1000)
+    marketing_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Expense account (name, full name or id) to marketing channel; Purchase and Bill "
+            "lines booked to these accounts are marketing spend."
+        ),
+    )
+    roll_up_sub_customers: bool = Field(
+        default=False,
+        description="Count sub-customers' and jobs' sales for their top-level customer.",
+    )
+    throttle: QuickBooksThrottle = Field(default_factory=QuickBooksThrottle)
+    push: QuickBooksPush = Field(default_factory=QuickBooksPush)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _source_name(value)
+
+
+SourceConfig = Annotated[CsvSource | QuickBooksSource, Field(discriminator="type")]
 
 
 class LoggingConfig(StrictModel):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from config.models import AppConfig, CsvSource, SourceConfig
+from config.models import AppConfig, CsvSource, QuickBooksSource, SourceConfig
 from connectors.base import Connector, ConnectorContext
 from connectors.csv import CsvConnector
+from connectors.quickbooks import QuickBooksConnector
 
 
-def build_connector(
-    source: SourceConfig,
-    app: AppConfig,
-    context: ConnectorContext,  # noqa: ARG001 (CSV keeps no tokens; the network sources do)
-) -> Connector:
+def build_connector(source: SourceConfig, app: AppConfig, context: ConnectorContext) -> Connector:
     """The connector for one configured source."""
     match source:
         case CsvSource():
             return CsvConnector(source, app)
+        case QuickBooksSource():
+            return QuickBooksConnector(source, app, context)
