@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from config.models import AppConfig, CsvSource, SourceConfig
+from config.models import AppConfig, CsvSource, GraphSource, SourceConfig
 from connectors.base import Connector, ConnectorContext
 from connectors.csv import CsvConnector
+from connectors.graph import GraphConnector
 
 
 def build_connector(
     source: SourceConfig,
     app: AppConfig,
-    context: ConnectorContext,  # noqa: ARG001 (CSV keeps no tokens; the network sources do)
+    context: ConnectorContext,  # noqa: ARG001 (CSV keeps no tokens; Graph's app-only tokens live in MSAL)
 ) -> Connector:
     """The connector for one configured source."""
     match source:
         case CsvSource():
             return CsvConnector(source, app)
+        case GraphSource():
+            return GraphConnector(source)

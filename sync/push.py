@@ -92,7 +92,7 @@ class PushResult:
 
 
 def _customer_chunks(connection: Connection, system: str) -> Iterator[list[tuple[str, str]]]:
-    """(remote id, figures JSON) of the system's live, linked customers, by remote id."""
+    """(remote id, figures JSON) of the system's live, linked, non-guest customers, by id."""
     after = ""
     while True:
         rows = list(
@@ -103,6 +103,9 @@ def _customer_chunks(connection: Connection, system: str) -> Iterator[list[tuple
                 .where(
                     _SOURCE.c.system == system,
                     _SOURCE.c.deleted.is_(False),
+                    # A guest (an e-mail correspondent, a guest checkout) has no remote
+                    # record to write to.
+                    _SOURCE.c.guest.is_(False),
                     _SOURCE.c.external_id > after,
                 )
                 .order_by(_SOURCE.c.external_id)

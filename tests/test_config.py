@@ -25,6 +25,8 @@ from config import (
 from config.errors import ConfigProblem
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
+EXAMPLE_SECRETS = {"CLM_GRAPH_CLIENT_SECRET": "example-secret"}
+"""The environment the example's ${...} secrets come from."""
 
 MINIMAL = """\
 ledger: sqlite:///var/lib/clm-sync/ledger.db
@@ -98,7 +100,7 @@ def _undocumented(model: type[BaseModel], node: Any, where: str) -> list[str]:
 
 
 def test_example_loads_and_documents_every_key() -> None:
-    config = load_config(EXAMPLE, {})
+    config = load_config(EXAMPLE, EXAMPLE_SECRETS)
     tree = YAML(typ="rt").load(EXAMPLE.read_text(encoding="utf-8"))
 
     assert any(isinstance(source, CsvSource) for source in config.sources)
@@ -114,7 +116,7 @@ def test_example_postgresql_line_takes_the_password_from_the_environment(tmp_pat
     path = tmp_path / "clm-sync.yaml"
     path.write_text(text.replace(active, commented.removeprefix("# ")), encoding="utf-8")
 
-    config = load_config(path, {"CLM_SYNC_DB_PASSWORD": "pw-Zq81x"})
+    config = load_config(path, {**EXAMPLE_SECRETS, "CLM_SYNC_DB_PASSWORD": "pw-Zq81x"})
 
     assert config.ledger.startswith("postgresql://") and "pw-Zq81x" in config.ledger
     assert "pw-Zq81x" not in repr(config)
@@ -313,8 +315,10 @@ def test_file_references_and_literal_dollar_brace(tmp_path: Path) -> None:
     config = load_config(path, {"ENC": "utf"})
 
     assert config.ledger == "postgresql://clm:pw 1@db/clm"
-    assert config.sources[0].date_format == "${HOME} %d.%m.%Y"
-    assert config.sources[0].encoding == "utf-8"
+    source = config.sources[0]
+    assert isinstance(source, CsvSource)
+    assert source.date_format == "${HOME} %d.%m.%Y"
+    assert source.encoding == "utf-8"
 
 
 def test_unreadable_file_reference_is_a_problem(tmp_path: Path) -> None:
@@ -350,7 +354,7 @@ def test_relative_paths_start_at_the_config_folder(
     config = load_config(Path("etc/clm-sync.yaml"), {})
 
     assert config.ledger == f"sqlite:///{folder}/data/ledger.db"
-    assert [source.path for source in config.sources] == [
+    assert [source.path for source in config.sources if isinstance(source, CsvSource)] == [
         folder / "exports",
         tmp_path / "elsewhere",
     ]
