@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
+from sandbox.graph import start_demo_tenant
 from sandbox.synthetic import BusinessSpec, write_csv_folder
 from sync.export import EXPORT_COLUMNS, customer_rows
 
@@ -48,7 +49,7 @@ Called with the business, the demo folder and an exit stack that lives as long a
 cycle (register the server's stop on it); returns a YAML list item indented for `sources:`.
 """
 
-DEMO_SOURCES: list[DemoSource] = []
+DEMO_SOURCES: list[DemoSource] = [start_demo_tenant]
 """The stand-ins `clm-sync demo` runs next to the CSV export, in this order."""
 
 

@@ -32,8 +32,10 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
@@ -806,3 +808,46 @@ def property_id(name: str) -> str:
 
 def quoted(mailbox: str) -> str:
     return quote(mailbox, safe="@.")
+
+
+DEMO_SECRET_FILE = "graph-client-secret.txt"  # noqa: S105 (a file name)
+
+
+def start_demo_tenant(spec: BusinessSpec, folder: Path, servers: ExitStack) -> str:
+    """``clm-sync demo``: the business's tenant on 127.0.0.1, and its source entry."""
+    tenant, _ = tenant_from_business(spec)
+    server = servers.enter_context(GraphServer(tenant))
+    (folder / DEMO_SECRET_FILE).write_text(CLIENT_SECRET + "\n", encoding="utf-8")
+    years = range(spec.start.year, spec.as_of.year + 1)
+    colors = ("preset7", "preset4", "preset9", "preset3")
+    categories = "".join(
+        f'          "{year}": {{name: "CLM: Customer since {year}", color: '
+        f"{colors[number % len(colors)]}}}\n"
+        for number, year in enumerate(years)
+    )
+    return f"""\
+  - name: outlook
+    type: graph
+    tenant_id: {TENANT_ID}
+    client_id: {CLIENT_ID}
+    client_secret: ${{file:{DEMO_SECRET_FILE}}}
+    authority_host: {server.authority_host}
+    graph_url: {server.graph_url}
+    contacts:
+      - {{mailbox: {SALES}, folders: [{CONTACT_FOLDER}]}}
+      - {{mailbox: {OWNER}, folders: [{CONTACT_FOLDER}]}}
+    conversations:
+{"".join(f"      - {{mailbox: {m}, folders: [inbox, sentitems]}}{chr(10)}" for m in MAILBOXES)}\
+    own_domains: [{OWN_DOMAIN}]
+    support: {{mailboxes: [{SUPPORT}], cost: "12.50", cost_per_reply: "4.00"}}
+    push:
+      categories:
+        field: customer_since
+        values:
+{categories}\
+      fields:
+        - {{metric: net_revenue, field: lifetime_revenue, format: ".2f"}}
+        - {{metric: orders, field: orders}}
+        - {{metric: last_purchase, field: last_purchase, format: "%Y-%m-%d"}}
+        - {{metric: first_purchase, field: customer_since, format: "%Y"}}
+"""
