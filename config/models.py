@@ -256,16 +256,10 @@ class OutlookLimits(StrictModel):
         return value
 
 
-class GraphSource(StrictModel):
-    """Microsoft 365 mailboxes through Microsoft Graph (app-only, client credentials)."""
+class OutlookSource(StrictModel):
+    """What the two Outlook back-ends share: mailboxes, folders, support rule, push."""
 
-    type: Literal["graph"]
     name: str = Field(description="Unique short name; it becomes the `system` in the ledger.")
-    tenant_id: str = Field(min_length=1, description="Directory (tenant) id of the app.")
-    client_id: str = Field(min_length=1, description="Application (client) id.")
-    client_secret: str = Field(min_length=1, repr=False, description="Client secret value.")
-    authority_host: str = Field(default=GRAPH_AUTHORITY_HOST)
-    graph_url: str = Field(default=GRAPH_URL)
     schedule: Schedule = Field(default_factory=Schedule)
     contacts: list[MailboxFolders] = Field(
         default_factory=list, description="Contact folders read as customers."
@@ -281,7 +275,6 @@ class GraphSource(StrictModel):
     )
     support: SupportRule = Field(default_factory=SupportRule)
     page_size: int = Field(default=GRAPH_PAGE_SIZE, ge=1, le=1000)
-    limits: OutlookLimits = Field(default_factory=OutlookLimits)
     push: OutlookPushConfig = Field(default_factory=OutlookPushConfig)
 
     @field_validator("name")
@@ -295,7 +288,7 @@ class GraphSource(StrictModel):
         return [domain.strip().lower().lstrip("@") for domain in value]
 
     @model_validator(mode="after")
-    def _category_field_is_pushed(self) -> GraphSource:
+    def _category_field_is_pushed(self) -> OutlookSource:
         rule = self.push.categories
         if rule is not None and rule.field not in {f.field for f in self.push.fields}:
             raise ValueError(
@@ -305,10 +298,54 @@ class GraphSource(StrictModel):
         return self
 
 
+class GraphSource(OutlookSource):
+    """Microsoft 365 mailboxes through Microsoft Graph (app-only, client credentials)."""
+
+    type: Literal["graph"]
+    tenant_id: str = Field(min_length=1, description="Directory (tenant) id of the app.")
+    client_id: str = Field(min_length=1, description="Application (client) id.")
+    client_secret: str = Field(min_length=1, repr=False, description="Client secret value.")
+    authority_host: str = Field(default=GRAPH_AUTHORITY_HOST)
+    graph_url: str = Field(default=GRAPH_URL)
+    limits: OutlookLimits = Field(default_factory=OutlookLimits)
+
+
+EWS_MAX_SYNC_CHANGES = 512
+"""SyncFolderItems returns at most 512 changes a call."""
+
+
+class EwsSource(OutlookSource):
+    """On-premises Exchange Server mailboxes through EWS (a service account with access)."""
+
+    type: Literal["ews"]
+    ews_url: str = Field(description="https://mail.example.com/EWS/Exchange.asmx")
+    username: str = Field(min_length=1, description="The service account (DOMAIN\\user or UPN).")
+    password: str = Field(min_length=1, repr=False, description="Its password.")
+    auth_type: Literal["ntlm", "basic"] = Field(
+        default="ntlm", description="How the account signs in to EWS."
+    )
+    impersonation: bool = Field(
+        default=False,
+        description="Use the ApplicationImpersonation role instead of delegate access.",
+    )
+    max_connections: int = Field(
+        default=4, ge=1, le=27, description="Concurrent EWS connections (throttling)."
+    )
+    max_wait: str = Field(
+        default="5m", description="How long to keep retrying when Exchange says it is busy."
+    )
+
+    @field_validator("max_wait")
+    @classmethod
+    def _check_wait(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 # A one-member discriminated union already validates as a tagged union (pydantic >= 2.7: an
 # unknown `type` is a `union_tag_invalid` error listing the known tags); later source types
 # are added as `CsvSource | OtherSource` inside the Annotated.
-SourceConfig = Annotated[CsvSource | GraphSource, Field(discriminator="type")]
+SourceConfig = Annotated[CsvSource | GraphSource | EwsSource, Field(discriminator="type")]
 
 
 class LoggingConfig(StrictModel):

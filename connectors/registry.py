@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from config.models import AppConfig, CsvSource, GraphSource, SourceConfig
+from config.models import AppConfig, CsvSource, EwsSource, GraphSource, SourceConfig
 from connectors.base import Connector, ConnectorContext
 from connectors.csv import CsvConnector
+from connectors.ews import EwsConnector
 from connectors.graph import GraphConnector
 
 
 def build_connector(
     source: SourceConfig,
     app: AppConfig,
-    context: ConnectorContext,  # noqa: ARG001 (CSV keeps no tokens; Graph's app-only tokens live in MSAL)
+    context: ConnectorContext,  # noqa: ARG001 (no tokens: Graph's app-only ones live in MSAL, EWS signs in)
 ) -> Connector:
     """The connector for one configured source."""
     match source:
@@ -19,3 +20,5 @@ def build_connector(
             return CsvConnector(source, app)
         case GraphSource():
             return GraphConnector(source)
+        case EwsSource():
+            return EwsConnector(source)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -11,8 +13,14 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from config.models import AppConfig, GraphSource
+from config.models import AppConfig, EwsSource, GraphSource
+from connectors.base import Connector
+from connectors.ews import EwsConnector
+from connectors.graph import GraphConnector
 from connectors.http import RetrySettings
+from sandbox.ews import PASSWORD as EWS_PASSWORD
+from sandbox.ews import USERNAME as EWS_USERNAME
+from sandbox.ews import EwsServer
 from sandbox.graph import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -22,9 +30,11 @@ from sandbox.graph import (
     SUPPORT,
     TENANT_ID,
     GraphServer,
+    GraphTenant,
 )
 from sandbox.synthetic import BusinessSpec, write_csv_folder
 from sync.cycle import SyncService
+from sync.db import create_ledger_engine, ensure_current_schema
 from sync.ledger import SourceCustomerRow, SourceInteractionRow
 
 SPEC = BusinessSpec(seed=11, customers=120)
@@ -44,16 +54,39 @@ CATEGORIES = {
 FAST_RETRY = RetrySettings(attempts=8, initial_wait=0.01, max_wait=0.5)
 
 
-def graph_source(server: GraphServer, **overrides: Any) -> dict[str, Any]:
-    """The YAML of the sandbox tenant's source, as a mapping."""
-    source: dict[str, Any] = {
-        "type": "graph",
+BACKENDS = ("graph", "ews")
+
+
+@contextmanager
+def serve(tenant: GraphTenant, backend: str, **options: Any) -> Iterator[GraphServer | EwsServer]:
+    """The tenant behind the stand-in of ``backend`` (``graph`` or ``ews``)."""
+    server = GraphServer(tenant, **options) if backend == "graph" else EwsServer(tenant, **options)
+    with server:
+        yield server
+
+
+def graph_source(server: GraphServer | EwsServer, **overrides: Any) -> dict[str, Any]:
+    """The YAML of the sandbox tenant's source, as a mapping, for the server's back-end."""
+    if isinstance(server, GraphServer):
+        access: dict[str, Any] = {
+            "type": "graph",
+            "tenant_id": TENANT_ID,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "authority_host": server.authority_host,
+            "graph_url": server.graph_url,
+        }
+    else:
+        access = {
+            "type": "ews",
+            "ews_url": server.endpoint,
+            "username": EWS_USERNAME,
+            "password": EWS_PASSWORD,
+            "auth_type": "basic",
+            "max_wait": "60s",
+        }
+    source: dict[str, Any] = access | {
         "name": "outlook",
-        "tenant_id": TENANT_ID,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "authority_host": server.authority_host,
-        "graph_url": server.graph_url,
         "contacts": [
             {"mailbox": SALES, "folders": ["Contacts"]},
             {"mailbox": OWNER, "folders": ["Contacts"]},
@@ -77,7 +110,7 @@ def graph_source(server: GraphServer, **overrides: Any) -> dict[str, Any]:
 
 
 def app_config(
-    folder: Path, server: GraphServer, spec: BusinessSpec = SPEC, **overrides: Any
+    folder: Path, server: GraphServer | EwsServer, spec: BusinessSpec = SPEC, **overrides: Any
 ) -> AppConfig:
     """The tenant next to a CSV export of the same business (where the revenue comes from)."""
     exports = folder / "exports"
@@ -95,12 +128,16 @@ def app_config(
 
 
 def service(app: AppConfig, engine: Engine) -> SyncService:
-    """A sync service whose Graph connector retries fast and sees the business's "now"."""
-    from connectors.graph import GraphConnector
-
+    """A sync service whose Outlook connector retries fast and sees the business's "now"."""
     sync = SyncService(app, engine)
-    source = next(s for s in app.sources if isinstance(s, GraphSource))
-    sync._connectors[source.name] = GraphConnector(source, FAST_RETRY, now=lambda: AS_OF)
+    for source in app.sources:
+        if isinstance(source, GraphSource):
+            connector: Connector = GraphConnector(source, FAST_RETRY, now=lambda: AS_OF)
+        elif isinstance(source, EwsSource):
+            connector = EwsConnector(source, now=lambda: AS_OF)
+        else:
+            continue
+        sync._connectors[source.name] = connector
     return sync
 
 
@@ -149,3 +186,10 @@ def contact_row(engine: Engine, external_id: str, system: str = "outlook") -> An
                 customers.c.system == system, customers.c.external_id == external_id
             )
         ).one()
+
+
+def sqlite_ledger(folder: Path) -> Engine:
+    """A fresh SQLite ledger (for the tests that are not about the database)."""
+    engine = create_ledger_engine(f"sqlite:///{folder / 'ledger.db'}")
+    ensure_current_schema(engine)
+    return engine

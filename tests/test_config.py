@@ -25,7 +25,7 @@ from config import (
 from config.errors import ConfigProblem
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
-EXAMPLE_SECRETS = {"CLM_GRAPH_CLIENT_SECRET": "example-secret"}
+EXAMPLE_SECRETS = {"CLM_GRAPH_CLIENT_SECRET": "example-secret", "CLM_EWS_PASSWORD": "example"}
 """The environment the example's ${...} secrets come from."""
 
 MINIMAL = """\

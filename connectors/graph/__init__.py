@@ -12,10 +12,11 @@ from datetime import datetime
 
 from config.models import GraphSource
 from connectors.base import Stream, Writer
+from connectors.graph.backend import GraphMail
 from connectors.graph.client import DEFAULT_TIMEOUT, GraphClient
-from connectors.graph.streams import ContactFolderStream, ConversationStream, CorrespondentStream
 from connectors.graph.writer import GraphWriter
 from connectors.http import RetrySettings
+from connectors.outlook.streams import ContactFolderStream, ConversationStream, CorrespondentStream
 
 __all__ = ["GraphConnector"]
 
@@ -31,6 +32,7 @@ class GraphConnector:
         self.system = source.name
         self.source = source
         self.client = GraphClient(source, retry, timeout)
+        self.mail = GraphMail(self.client, source)
         self._now = now
         rule = source.push.categories
         self.managed = {c.name for c in rule.values.values()} if rule is not None else set()
@@ -38,16 +40,16 @@ class GraphConnector:
 
     def streams(self) -> Sequence[Stream]:
         contacts: list[Stream] = [
-            ContactFolderStream(self.client, entry.mailbox, folder, self.managed)
+            ContactFolderStream(self.mail, entry.mailbox, folder, self.managed)
             for entry in self.source.contacts
             for folder in entry.folders
         ]
         conversations: list[Stream] = [
-            ConversationStream(self.client, self.source, entry.mailbox, entry.folders, self._now)
+            ConversationStream(self.mail, self.source, entry.mailbox, entry.folders, self._now)
             for entry in self.source.conversations
         ]
         people: list[Stream] = (
-            [CorrespondentStream(self.client, self.source)] if conversations else []
+            [CorrespondentStream(self.mail, self.source)] if conversations else []
         )
         return [*contacts, *people, *conversations]
 

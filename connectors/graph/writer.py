@@ -25,28 +25,12 @@ from typing import Any
 from config.models import GraphSource
 from connectors.base import WriteResult
 from connectors.graph.client import GraphClient, SubResponse, mailbox_path, property_id
-from connectors.notes_block import NotesTooLong, split_notes, with_block
+from connectors.notes_block import NotesTooLong
+from connectors.outlook.changes import ChangePlanner, ContactNow
+from connectors.outlook.streams import split_contact_id
 from connectors.records import FieldUpdate
 
 log = logging.getLogger(__name__)
-
-NOTES_LIMIT = None
-"""Graph documents no length limit for ``personalNotes``."""
-
-
-def _contact_key(external_id: str) -> tuple[str, str]:
-    mailbox, _, contact_id = external_id.partition(":")
-    return mailbox, contact_id
-
-
-def block_values(block: str | None) -> dict[str, str]:
-    """The ``field: value`` lines of a notes block we wrote earlier."""
-    values: dict[str, str] = {}
-    for line in (block or "").splitlines()[1:-1]:
-        name, separator, value = line.partition(": ")
-        if separator:
-            values[name] = value
-    return values
 
 
 class GraphWriter:
@@ -56,11 +40,10 @@ class GraphWriter:
         self.client = client
         self.source = source
         self.push = source.push
-        self.fields = [mapping.field for mapping in source.push.fields]
+        self.planner = ChangePlanner(source.push)
+        self.fields = self.planner.fields
         self.max_batch = self.push.batch_size * max(1, len(self.fields))
-        rule = self.push.categories
-        self.categories = rule if rule is not None and rule.enabled else None
-        self.managed = {c.name for c in rule.values.values()} if rule is not None else set()
+        self.categories = self.planner.categories
         self._master_checked: set[str] = set()
         self.write_requests = 0
         """``$batch`` calls that carried writes (for the benchmark)."""
@@ -72,7 +55,7 @@ class GraphWriter:
         results: list[WriteResult] = []
         by_mailbox: dict[str, list[str]] = {}
         for key in by_contact:
-            by_mailbox.setdefault(_contact_key(key)[0], []).append(key)
+            by_mailbox.setdefault(split_contact_id(key)[0], []).append(key)
         for mailbox, keys in by_mailbox.items():
             for start in range(0, len(keys), self.push.batch_size):
                 chunk = keys[start : start + self.push.batch_size]
@@ -101,7 +84,7 @@ class GraphWriter:
                 {
                     "id": str(number),
                     "method": "PATCH",
-                    "url": f"{mailbox_path(mailbox)}/contacts/{_contact_key(key)[1]}",
+                    "url": f"{mailbox_path(mailbox)}/contacts/{split_contact_id(key)[1]}",
                     "body": patch,
                     "headers": {"Content-Type": "application/json"},
                 }
@@ -119,7 +102,7 @@ class GraphWriter:
 
     def _read(self, mailbox: str, keys: list[str]) -> dict[str, SubResponse]:
         """The contacts' notes, categories and our properties, when the YAML needs them."""
-        if not (self.push.notes or self.categories):
+        if not self.planner.needs_read:
             return {}
         wanted = " or ".join(f"id eq '{property_id(name)}'" for name in self.fields)
         expand = f"&$expand=singleValueExtendedProperties($filter={wanted})" if wanted else ""
@@ -127,7 +110,7 @@ class GraphWriter:
             {
                 "id": str(number),
                 "method": "GET",
-                "url": f"{mailbox_path(mailbox)}/contacts/{_contact_key(key)[1]}"
+                "url": f"{mailbox_path(mailbox)}/contacts/{split_contact_id(key)[1]}"
                 f"?$select=personalNotes,categories{expand}",
             }
             for number, key in enumerate(keys)
@@ -135,28 +118,21 @@ class GraphWriter:
         return self.client.batch(mailbox, requests)
 
     def _patch(self, contact: Mapping[str, Any], updates: Sequence[FieldUpdate]) -> dict[str, Any]:
-        changed = {update.field: update.value for update in updates}
+        ours = {}
+        for prop in contact.get("singleValueExtendedProperties") or []:
+            ours[str(prop.get("id", "")).rpartition(" Name ")[2]] = str(prop.get("value", ""))
+        now = ContactNow(contact.get("personalNotes") or "", contact.get("categories") or [], ours)
+        change = self.planner.plan(now, updates)
         patch: dict[str, Any] = {}
-        if self.push.properties:
+        if change.properties:
             patch["singleValueExtendedProperties"] = [
-                {"id": property_id(name), "value": value} for name, value in changed.items()
+                {"id": property_id(name), "value": value}
+                for name, value in change.properties.items()
             ]
-        if self.push.notes:
-            notes = contact.get("personalNotes") or ""
-            known = block_values(split_notes(notes).block)
-            for prop in contact.get("singleValueExtendedProperties") or []:
-                name = str(prop.get("id", "")).rpartition(" Name ")[2]
-                if name in self.fields:
-                    known[name] = str(prop.get("value", ""))
-            known |= changed
-            lines = [f"{name}: {known[name]}" for name in self.fields if known.get(name)]
-            updated = with_block(notes, lines, NOTES_LIMIT).text
-            if updated != notes:
-                patch["personalNotes"] = updated
-        if self.categories is not None and self.categories.field in changed:
-            chosen = self.categories.values.get(changed[self.categories.field])
-            mine = [c for c in contact.get("categories") or [] if c not in self.managed]
-            patch["categories"] = [*mine, chosen.name] if chosen else mine
+        if change.notes is not None:
+            patch["personalNotes"] = change.notes
+        if change.categories is not None:
+            patch["categories"] = change.categories
         return patch
 
     def _ensure_categories(self, mailbox: str) -> None:

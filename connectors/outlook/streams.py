@@ -1,38 +1,39 @@
-"""Graph streams: contacts per folder, correspondents, and conversations with incidents.
+"""Outlook streams, the same for Graph and EWS: contacts, correspondents, conversations.
 
-* **contacts** — one stream per configured (mailbox, contact folder), read with delta
-  queries. A folder's first read, and a re-read after Graph expired its delta link (410
-  ``syncStateNotFound``), is a *complete pass*: the stream says so (``full_refresh``) and ingest
-  flags every contact that pass did not see as deleted, so a deletion made while the link was
-  expired is not lost; contacts seen again are unchanged, never doubled.
+* **contacts** — one stream per configured (mailbox, contact folder), read incrementally
+  (Graph delta queries, EWS SyncFolderItems). A folder's first read, and a re-read after the
+  server dropped the sync state (Graph: 410 ``syncStateNotFound``; EWS:
+  ``ErrorInvalidSyncStateData``), is a *complete pass*: the stream says so (``full_refresh``)
+  and ingest flags every contact that pass did not see as deleted, so a deletion made while
+  the state was lost is not missed; contacts seen again are unchanged, never doubled.
 * **correspondents** — the customers' e-mail addresses from the conversation folders, as
   *guest* customers (``email:ADDRESS``): the people messages are linked to; reconcile joins
   them to contacts and other systems by e-mail. Our own domains are never customers.
 * **conversations** — one stream per conversation mailbox: every message with an external
   party as an interaction (sender, recipients, date, subject, conversation id, categories;
   the body preview only if the YAML asks), then the **support incidents** of the support
-  conversations touched, per the YAML rule (:mod:`connectors.graph.incidents`). The stream's
-  cursor keeps each folder's delta link and the ids of conversations still to evaluate or
+  conversations touched, per the YAML rule (:mod:`connectors.outlook.incidents`). The stream's
+  cursor keeps each folder's sync state and the ids of conversations still to evaluate or
   still open, so an open incident is looked at again every cycle until it closes.
+
+Items travel in Graph's JSON shape (``contact``, ``message``); the EWS back-end converts
+exchangelib's items to it, so the mapping to records exists once. A back-end is a
+:class:`MailBackend`: it reads folders page by page and fetches whole conversations.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from config.models import GRAPH_BATCH_SIZE, GraphSource
+from config.models import OutlookSource
 from connectors.base import Cursor, Page
-from connectors.errors import SourceError
-from connectors.graph.client import DELTA_GONE, GraphClient, delta_pages, mailbox_path
-from connectors.graph.incidents import Incident, MailEvent, split_incidents
-from connectors.http import HttpError
 from connectors.notes_block import user_text
+from connectors.outlook.incidents import Incident, MailEvent, split_incidents
 from connectors.records import (
     Direction,
     RecordKind,
@@ -45,22 +46,10 @@ log = logging.getLogger(__name__)
 GUEST_PREFIX = "email:"
 INCIDENT_KIND = "support_incident"
 MESSAGE_KIND = "email"
-MAX_RESTARTS = 3
-"""Expired links in a row before a folder's read is given up for this cycle."""
-WELL_KNOWN_MAIL_FOLDERS = frozenset(
-    {"inbox", "sentitems", "archive", "drafts", "deleteditems", "junkemail", "outbox"}
-)
+CONVERSATION_CHUNK = 20
+"""Support conversations evaluated per page of incidents (one Graph $batch)."""
 _STREAM_NAME_LIMIT = 60
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CONTACT_FIELDS = (
-    "displayName,givenName,surname,companyName,emailAddresses,businessPhones,mobilePhone,"
-    "homePhones,businessAddress,homeAddress,personalNotes,categories,createdDateTime"
-)
-_MESSAGE_FIELDS = (
-    "subject,from,toRecipients,ccRecipients,receivedDateTime,sentDateTime,conversationId,"
-    "categories,parentFolderId"
-)
-_ADDRESS_FIELDS = "from,toRecipients,ccRecipients"
 
 
 def stream_name(kind: str, *parts: str) -> str:
@@ -116,6 +105,12 @@ class Parties:
         if sender and not self.internal(sender):
             return True, sender, external
         return False, (external[0] if external else None), external
+
+
+def split_contact_id(external_id: str) -> tuple[str, str]:
+    """(mailbox, the server's contact id) of a contact's external id ``mailbox:id``."""
+    mailbox, _, contact_id = external_id.partition(":")
+    return mailbox, contact_id
 
 
 def contact_record(mailbox: str, body: Mapping[str, Any], managed: set[str]) -> SourceCustomer:
@@ -190,40 +185,29 @@ class DeltaPage:
     pass_id: str
 
 
-class DeltaFolder:
-    """Reads one folder's delta from its cursor state; restarts it when the link expired."""
+class MailBackend(Protocol):
+    """How one back-end reads mailboxes; items come in Graph's JSON shape."""
 
-    def __init__(self, client: GraphClient, mailbox: str, first: str) -> None:
-        self.client = client
-        self.mailbox = mailbox
-        self.first = first
+    def contact_pages(self, mailbox: str, folder: str, state: Cursor) -> Iterator[DeltaPage]:
+        """The changes of a contact folder (by display name) from ``state`` on."""
+        ...
 
-    def pages(self, state: Mapping[str, Any]) -> Iterator[DeltaPage]:
-        link = state.get("link")
-        full = bool(state.get("full", not link))
-        pass_id = str(state.get("pass") or uuid.uuid4().hex)
-        restarts = 0
-        while True:
-            try:
-                for values, following, delta in delta_pages(
-                    self.client, self.mailbox, self.first, link
-                ):
-                    if following:
-                        after = {"link": following, "full": full, "pass": pass_id}
-                        yield DeltaPage(values, after, full, False, pass_id)
-                    else:
-                        yield DeltaPage(values, {"link": delta}, full, full, pass_id)
-                return
-            except HttpError as error:
-                if error.status != DELTA_GONE or restarts >= MAX_RESTARTS:
-                    raise
-                restarts += 1
-                log.warning(
-                    "%s: the delta link of %s expired (410); reading the folder again",
-                    self.mailbox,
-                    self.first.split("?")[0],
-                )
-                link, full, pass_id = None, True, uuid.uuid4().hex
+    def message_pages(
+        self, mailbox: str, folder: str, state: Cursor, *, addresses_only: bool
+    ) -> Iterator[DeltaPage]:
+        """The changes of a mail folder (well-known or display name) from ``state`` on."""
+        ...
+
+    def mail_folder_ids(self, mailbox: str, names: Sequence[str]) -> dict[str, str]:
+        """Mail folder name as configured -> the id messages carry in ``parentFolderId``."""
+        ...
+
+    def conversations(
+        self, mailbox: str, folders: Sequence[str], ids: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The messages of each conversation; one that could not be read is left out (and
+        tried again next cycle)."""
+        ...
 
 
 class ContactFolderStream:
@@ -231,8 +215,8 @@ class ContactFolderStream:
 
     record_kind = RecordKind.CUSTOMER
 
-    def __init__(self, client: GraphClient, mailbox: str, folder: str, managed: set[str]) -> None:
-        self.client = client
+    def __init__(self, backend: MailBackend, mailbox: str, folder: str, managed: set[str]) -> None:
+        self.backend = backend
         self.mailbox = mailbox
         self.folder = folder
         self.managed = managed
@@ -245,19 +229,7 @@ class ContactFolderStream:
         return self._full
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
-        folders = self.client.folder_ids(self.mailbox, "contactFolders")
-        folder_id = folders.get(self.folder.lower())
-        if folder_id is None:
-            known = ", ".join(sorted(folders)) or "none"
-            raise SourceError(
-                f"{self.mailbox} has no contact folder {self.folder!r} (it has: {known}); fix "
-                "`contacts` in the source's YAML"
-            )
-        first = (
-            f"{mailbox_path(self.mailbox)}/contactFolders/{folder_id}/contacts/delta"
-            f"?$select={_CONTACT_FIELDS}"
-        ).lstrip("/")
-        for page in DeltaFolder(self.client, self.mailbox, first).pages(cursor):
+        for page in self.backend.contact_pages(self.mailbox, self.folder, cursor):
             self._full = page.full
             records = [contact_record(self.mailbox, item, self.managed) for item in page.items]
             yield Page(records, page.state, pass_complete=page.complete, pass_id=page.pass_id)
@@ -292,31 +264,6 @@ def message_record(
     )
 
 
-def mail_folder_ids(client: GraphClient, mailbox: str, names: Sequence[str]) -> dict[str, str]:
-    """Folder name as configured -> folder id; well-known names are asked for directly."""
-    found: dict[str, str] = {}
-    listed: dict[str, str] | None = None
-    for name in names:
-        if name.lower() in WELL_KNOWN_MAIL_FOLDERS:
-            folder = client.get(mailbox, f"{mailbox_path(mailbox)}/mailFolders/{name}".lstrip("/"))
-            found[name] = str(folder["id"])
-            continue
-        listed = listed if listed is not None else client.folder_ids(mailbox, "mailFolders")
-        if name.lower() not in listed:
-            known = ", ".join(sorted(listed)) or "none"
-            raise SourceError(
-                f"{mailbox} has no mail folder {name!r} (well-known names: "
-                f"{', '.join(sorted(WELL_KNOWN_MAIL_FOLDERS))}; display names: {known}); fix "
-                "the source's YAML"
-            )
-        found[name] = listed[name.lower()]
-    return found
-
-
-def _message_url(mailbox: str, folder_id: str, fields: str) -> str:
-    return f"{mailbox_path(mailbox)}/mailFolders/{folder_id}/messages/delta?$select={fields}"[1:]
-
-
 class ConversationStream:
     """Messages of one mailbox's conversation folders, then its support incidents."""
 
@@ -325,13 +272,13 @@ class ConversationStream:
 
     def __init__(
         self,
-        client: GraphClient,
-        source: GraphSource,
+        backend: MailBackend,
+        source: OutlookSource,
         mailbox: str,
         folders: Sequence[str],
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        self.client = client
+        self.backend = backend
         self.source = source
         self.mailbox = mailbox
         self.folders = list(folders)
@@ -343,7 +290,7 @@ class ConversationStream:
         rule = self.source.support
         in_mailbox = self.mailbox.lower() in {m.lower() for m in rule.mailboxes}
         folder_ids = (
-            frozenset(mail_folder_ids(self.client, self.mailbox, rule.folders).values())
+            frozenset(self.backend.mail_folder_ids(self.mailbox, rule.folders).values())
             if rule.folders
             else frozenset()
         )
@@ -351,14 +298,13 @@ class ConversationStream:
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
         support = self._support_test()
-        folder_ids = mail_folder_ids(self.client, self.mailbox, self.folders)
         states: dict[str, Any] = dict(cursor.get("folders") or {})
         pending: list[str] = list(cursor.get("pending") or [])
         still_open: list[str] = list(cursor.get("open") or [])
-        fields = _MESSAGE_FIELDS + (",bodyPreview" if self.source.body_preview else "")
         for name in self.folders:
-            url = _message_url(self.mailbox, folder_ids[name], fields)
-            for page in DeltaFolder(self.client, self.mailbox, url).pages(states.get(name, {})):
+            state = states.get(name, {})
+            reader = self.backend.message_pages(self.mailbox, name, state, addresses_only=False)
+            for page in reader:
                 records: list[SourceInteraction] = []
                 for item in page.items:
                     record = message_record(
@@ -380,34 +326,23 @@ class ConversationStream:
         """Evaluate the touched and the open support conversations, a batch at a time."""
         todo = list(dict.fromkeys([*pending, *still_open]))
         now = self._now()
-        select = "from,toRecipients,ccRecipients,receivedDateTime,sentDateTime,subject,categories"
-        for start in range(0, len(todo), GRAPH_BATCH_SIZE):
-            chunk = todo[start : start + GRAPH_BATCH_SIZE]
-            requests = [
-                {
-                    "id": str(number),
-                    "method": "GET",
-                    "url": f"{mailbox_path(self.mailbox)}/messages?$filter=conversationId eq "
-                    f"'{conversation.replace(chr(39), chr(39) * 2)}'&$select={select}",
-                }
-                for number, conversation in enumerate(chunk)
-            ]
-            answers = self.client.batch(self.mailbox, requests)
+        for start in range(0, len(todo), CONVERSATION_CHUNK):
+            chunk = todo[start : start + CONVERSATION_CHUNK]
+            found = self.backend.conversations(self.mailbox, self.folders, chunk)
             records: list[SourceInteraction] = []
             done: set[str] = set()
-            for number, conversation in enumerate(chunk):
-                answer = answers.get(str(number))
-                if answer is None or not answer.ok:
+            for conversation in chunk:
+                if conversation not in found:
                     log.warning(
-                        "%s: conversation %s not readable (%s); tried again next cycle",
+                        "%s: conversation %s not readable now; tried again next cycle",
                         self.mailbox,
                         conversation,
-                        answer.error_text() if answer else "no answer",
                     )
                     continue
                 done.add(conversation)
-                messages = answer.body.get("value", []) if isinstance(answer.body, dict) else []
-                incidents = split_incidents(self._events(messages), self.source.support, now)
+                incidents = split_incidents(
+                    self._events(found[conversation]), self.source.support, now
+                )
                 records.extend(self._incident_record(conversation, i) for i in incidents)
                 if incidents and incidents[-1].closed_at is None:
                     still_open.append(conversation)
@@ -466,20 +401,19 @@ class CorrespondentStream:
     full_refresh = False
     name = "correspondents"
 
-    def __init__(self, client: GraphClient, source: GraphSource) -> None:
-        self.client = client
+    def __init__(self, backend: MailBackend, source: OutlookSource) -> None:
+        self.backend = backend
         self.source = source
         self.parties = Parties(source.own_domains)
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
         states: dict[str, Any] = dict(cursor)
         for entry in self.source.conversations:
-            folder_ids = mail_folder_ids(self.client, entry.mailbox, entry.folders)
             for name in entry.folders:
                 key = f"{entry.mailbox}/{name}"
-                url = _message_url(entry.mailbox, folder_ids[name], _ADDRESS_FIELDS)
-                reader = DeltaFolder(self.client, entry.mailbox, url)
-                for page in reader.pages(states.get(key, {})):
+                state = states.get(key, {})
+                reader = self.backend.message_pages(entry.mailbox, name, state, addresses_only=True)
+                for page in reader:
                     seen: dict[str, SourceCustomer] = {}
                     for item in page.items:
                         if "@removed" in item:
