@@ -37,7 +37,7 @@ from sync.cycle import SyncService
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.ledger import SourceCustomerRow, SourceInteractionRow
 
-SPEC = BusinessSpec(seed=11, customers=120)
+SPEC = BusinessSpec(seed=11, customers=70)
 AS_OF = datetime.combine(SPEC.as_of, time(23, 59, 59), UTC)
 INCIDENT_COST = Decimal("10.00")
 REPLY_COST = Decimal("5.00")
