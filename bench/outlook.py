@@ -36,6 +36,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import Engine, func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/outlook.py` from a checkout
@@ -60,6 +61,7 @@ from sandbox.http import Throttle  # noqa: E402
 from sandbox.synthetic import BusinessSpec, write_csv_folder  # noqa: E402
 from sync.cycle import SyncService  # noqa: E402
 from sync.db import create_ledger_engine, migrate  # noqa: E402
+from sync.ledger import SourceCustomerRow, SourceInteractionRow  # noqa: E402
 
 console = Console()
 
@@ -125,6 +127,26 @@ def _config(folder: Path, server: GraphServer, per_window: int, window: int) -> 
     )
 
 
+def _stored(engine: Engine) -> dict[str, int]:
+    """Live Outlook contacts and interactions by kind in the ledger."""
+    customers = SourceCustomerRow.__table__  # type: ignore[attr-defined]
+    interactions = SourceInteractionRow.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        contacts = connection.execute(
+            select(func.count()).where(
+                customers.c.system == "outlook",
+                customers.c.deleted.is_(False),
+                customers.c.stream.like("contacts:%"),
+            )
+        ).scalar_one()
+        kinds = connection.execute(
+            select(interactions.c.interaction_kind, func.count())
+            .where(interactions.c.system == "outlook", interactions.c.deleted.is_(False))
+            .group_by(interactions.c.interaction_kind)
+        ).all()
+    return {"contacts": contacts, "email": 0, "support_incident": 0} | dict(kinds)
+
+
 def main(
     customers: Annotated[int, typer.Option(help="People in the business.")] = 1000,
     per_window: Annotated[int, typer.Option(help="Requests per mailbox and window.")] = 100,
@@ -160,6 +182,7 @@ def main(
             started = time.perf_counter()
             pushes = sync.push(dry_run=False)
             push_seconds = time.perf_counter() - started
+        stored = _stored(engine)
         engine.dispose()
     writer = connector.writer()
     changed = tenant.patches - patches_before
@@ -175,6 +198,11 @@ def main(
     console.print(table)
     wall = pull_seconds + push_seconds
     bound = sum(bounds.values())
+    console.print(
+        f"ledger against the tenant: contacts {stored['contacts']:,}/{len(truth.contacts):,}, "
+        f"messages {stored['email']:,}/{truth.messages:,}, incidents "
+        f"{stored['support_incident']:,}/{len(truth.incidents):,}"
+    )
     console.print(
         f"pull {pull_seconds:.1f}s ({pulled.status}, {pulled.counts.records_in:,} records) + "
         f"push {push_seconds:.1f}s ({sum(p.pushed for p in pushes):,} values) = {wall:.1f}s\n"
