@@ -23,12 +23,23 @@ import base64
 import json
 import threading
 import time
+from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
-from sandbox.graph import CONTACT_FOLDER, GraphTenant, Item, Mailbox, _canonical_property
+from sandbox.graph import (
+    CONTACT_FOLDER,
+    GraphTenant,
+    Item,
+    Mailbox,
+    _canonical_property,
+    demo_mail_settings,
+    tenant_from_business,
+)
 from sandbox.http import Faults, Request, Response, SandboxServer, Throttle
+from sandbox.synthetic import BusinessSpec
 
 USERNAME = "svc-clm@northwind.test"
 PASSWORD = "sandbox-password-not-for-production"  # noqa: S105 (the stand-in's own)
@@ -515,5 +526,23 @@ class EwsServer(SandboxServer):
             )
 
 
-def basic_auth() -> tuple[str, str]:
-    return USERNAME, PASSWORD
+DEMO_PASSWORD_FILE = "ews-password.txt"  # noqa: S105 (a file name)
+
+
+def start_demo_exchange(spec: BusinessSpec, folder: Path, servers: ExitStack) -> str:
+    """``clm-sync demo``: the business's on-premises Exchange on 127.0.0.1, and its source.
+
+    A tenant of its own (the same people, contacts and mail as the Graph one), so both
+    back-ends write their figures without seeing each other's.
+    """
+    tenant, _ = tenant_from_business(spec)
+    server = servers.enter_context(EwsServer(tenant))
+    (folder / DEMO_PASSWORD_FILE).write_text(PASSWORD + "\n", encoding="utf-8")
+    return f"""\
+  - name: exchange
+    type: ews
+    ews_url: {server.endpoint}
+    username: {USERNAME}
+    password: ${{file:{DEMO_PASSWORD_FILE}}}
+    auth_type: basic
+""" + demo_mail_settings(spec)

@@ -813,11 +813,8 @@ def quoted(mailbox: str) -> str:
 DEMO_SECRET_FILE = "graph-client-secret.txt"  # noqa: S105 (a file name)
 
 
-def start_demo_tenant(spec: BusinessSpec, folder: Path, servers: ExitStack) -> str:
-    """``clm-sync demo``: the business's tenant on 127.0.0.1, and its source entry."""
-    tenant, _ = tenant_from_business(spec)
-    server = servers.enter_context(GraphServer(tenant))
-    (folder / DEMO_SECRET_FILE).write_text(CLIENT_SECRET + "\n", encoding="utf-8")
+def demo_mail_settings(spec: BusinessSpec) -> str:
+    """The YAML every demo Outlook source shares: mailboxes, support rule, pushed fields."""
     years = range(spec.start.year, spec.as_of.year + 1)
     colors = ("preset7", "preset4", "preset9", "preset3")
     categories = "".join(
@@ -825,19 +822,15 @@ def start_demo_tenant(spec: BusinessSpec, folder: Path, servers: ExitStack) -> s
         f"{colors[number % len(colors)]}}}\n"
         for number, year in enumerate(years)
     )
+    conversations = "".join(
+        f"      - {{mailbox: {mailbox}, folders: [inbox, sentitems]}}\n" for mailbox in MAILBOXES
+    )
     return f"""\
-  - name: outlook
-    type: graph
-    tenant_id: {TENANT_ID}
-    client_id: {CLIENT_ID}
-    client_secret: ${{file:{DEMO_SECRET_FILE}}}
-    authority_host: {server.authority_host}
-    graph_url: {server.graph_url}
     contacts:
       - {{mailbox: {SALES}, folders: [{CONTACT_FOLDER}]}}
       - {{mailbox: {OWNER}, folders: [{CONTACT_FOLDER}]}}
     conversations:
-{"".join(f"      - {{mailbox: {m}, folders: [inbox, sentitems]}}{chr(10)}" for m in MAILBOXES)}\
+{conversations}\
     own_domains: [{OWN_DOMAIN}]
     support: {{mailboxes: [{SUPPORT}], cost: "12.50", cost_per_reply: "4.00"}}
     push:
@@ -851,3 +844,19 @@ def start_demo_tenant(spec: BusinessSpec, folder: Path, servers: ExitStack) -> s
         - {{metric: last_purchase, field: last_purchase, format: "%Y-%m-%d"}}
         - {{metric: first_purchase, field: customer_since, format: "%Y"}}
 """
+
+
+def start_demo_tenant(spec: BusinessSpec, folder: Path, servers: ExitStack) -> str:
+    """``clm-sync demo``: the business's Microsoft 365 tenant on 127.0.0.1, and its source."""
+    tenant, _ = tenant_from_business(spec)
+    server = servers.enter_context(GraphServer(tenant))
+    (folder / DEMO_SECRET_FILE).write_text(CLIENT_SECRET + "\n", encoding="utf-8")
+    return f"""\
+  - name: outlook
+    type: graph
+    tenant_id: {TENANT_ID}
+    client_id: {CLIENT_ID}
+    client_secret: ${{file:{DEMO_SECRET_FILE}}}
+    authority_host: {server.authority_host}
+    graph_url: {server.graph_url}
+""" + demo_mail_settings(spec)

@@ -184,3 +184,17 @@ def test_category_field_must_be_a_pushed_field() -> None:
         source["push"] = {"fields": FIELDS[:1], "categories": {"field": "clm_customer_since"}}
         with pytest.raises(ValueError, match=r"not a `field` of push\.fields"):
             GraphSource.model_validate(source)
+
+
+def test_cursors_survive_a_new_address_for_the_same_service(tmp_path: Path) -> None:
+    """Delta links are kept relative to graph_url: a proxy or a new port keeps them valid."""
+    engine = sqlite_ledger(tmp_path)
+    tenant, truth = tenant_from_business(SPEC)
+    with GraphServer(tenant) as server:
+        assert not service(app_config(tmp_path, server), engine).cycle(as_of=AS_OF).failed
+    with GraphServer(tenant) as moved:
+        sync = service(app_config(tmp_path, moved), engine)
+        outcome = sync.cycle(as_of=AS_OF)
+        assert not outcome.failed, outcome
+        assert moved.stats.by_route.get(r"/v1\.0/\$batch", 0) == 0  # nothing new to write
+    assert ledger_view(engine).contacts == set(truth.contacts)

@@ -59,10 +59,11 @@ class DeltaFolder:
                     self.client, self.mailbox, self.first, link
                 ):
                     if following:
-                        after = {"link": following, "full": full, "pass": pass_id}
+                        after = {"link": self._relative(following), "full": full, "pass": pass_id}
                         yield DeltaPage(values, after, full, False, pass_id)
                     else:
-                        yield DeltaPage(values, {"link": delta}, full, full, pass_id)
+                        done = {"link": self._relative(delta or "")}
+                        yield DeltaPage(values, done, full, full, pass_id)
                 return
             except HttpError as error:
                 if error.status != DELTA_GONE or restarts >= MAX_RESTARTS:
@@ -74,6 +75,12 @@ class DeltaFolder:
                     self.first.split("?")[0],
                 )
                 link, full, pass_id = None, True, uuid.uuid4().hex
+
+    def _relative(self, link: str) -> str:
+        """A link as the cursor keeps it: relative to ``graph_url``, so the cursor survives a
+        new address for the same service (a proxy, the demo's stand-in on a new port)."""
+        base = self.client.source.graph_url.rstrip("/") + "/"
+        return link.removeprefix(base)
 
 
 class GraphMail:
