@@ -196,6 +196,13 @@ class StageCategories(StrictModel):
     )
 
 
+class CreateContacts(StrictModel):
+    """Where contacts are created for ledger customers that have none in Outlook."""
+
+    mailbox: str = Field(pattern=_MAILBOX, description="The mailbox that gets the contacts.")
+    folder: str = Field(default="Contacts", description="Its contact folder (display name).")
+
+
 class OutlookPushConfig(PushConfig):
     """What goes onto Outlook contacts: named properties, a category, a notes block."""
 
@@ -211,6 +218,10 @@ class OutlookPushConfig(PushConfig):
     notes: bool = Field(default=True, description="Keep a clm-sync block in the contact notes.")
     categories: StageCategories | None = Field(
         default=None, description="A category per value of one field (lifecycle stage)."
+    )
+    create_contacts: CreateContacts | None = Field(
+        default=None,
+        description="Create contacts for customers with an e-mail but no contact; empty: off.",
     )
 
 

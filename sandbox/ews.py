@@ -474,6 +474,45 @@ class EwsServer(SandboxServer):
             )
         return _messages("FindItem", parts)
 
+    def _op_CreateItem(self, operation: ET.Element, mailbox: Mailbox | None) -> Response:  # noqa: N802
+        target = operation.find("m:SavedItemFolderId", _NS)
+        folder_element = target[0] if target is not None and len(target) else None
+        if mailbox is None and folder_element is not None:
+            wanted = folder_element.get("Id", "")
+            mailbox = next(
+                (m for m in self.tenant.mailboxes.values() if wanted in m.contact_folders.values()),
+                None,
+            )
+        found = (
+            self._folder_of(mailbox, folder_element)
+            if mailbox is not None and folder_element is not None
+            else None
+        )
+        if mailbox is None or found is None or found[1] != "contacts":
+            return _messages("CreateItem", [_error("CreateItem", "ErrorFolderNotFound", "No.")])
+        folder_name = next(n for n, f in mailbox.contact_folders.items() if f == found[0])
+        parts = []
+        for element in operation.find("m:Items", _NS) or []:
+            if element.tag != _t("Contact"):
+                parts.append(_error("CreateItem", "ErrorInvalidItemForOperation", "Contacts."))
+                continue
+            contact_id = self.tenant.add_contact(mailbox, _contact_body(element), folder_name)
+            item = mailbox.contacts[contact_id]
+            for prop in element.findall("t:ExtendedProperty", _NS):
+                uri = prop.find("t:ExtendedFieldURI", _NS)
+                name = uri.get("PropertyName", "") if uri is not None else ""
+                key = _canonical_property(f"String {PUBLIC_STRINGS} Name {name}")
+                item.extended[key] = prop.findtext("t:Value", "", _NS)
+            self.tenant.created += 1
+            parts.append(
+                _ok(
+                    "CreateItem",
+                    f'<m:Items><t:Contact><t:ItemId Id="{item.id}" ChangeKey="{item.seq}"/>'
+                    "</t:Contact></m:Items>",
+                )
+            )
+        return _messages("CreateItem", parts)
+
     def _op_UpdateItem(self, operation: ET.Element, mailbox: Mailbox | None) -> Response:  # noqa: N802
         self.update_calls += 1
         parts = []
@@ -524,6 +563,27 @@ class EwsServer(SandboxServer):
                 if delete or contact is None
                 else [s.text or "" for s in contact.findall("t:Categories/t:String", _NS)]
             )
+
+
+def _contact_body(element: ET.Element) -> dict[str, Any]:
+    """A t:Contact of a CreateItem request in the tenant's (Graph) shape."""
+
+    def text(tag: str) -> str | None:
+        return element.findtext(f"t:{tag}", None, _NS)
+
+    phones = [e.text for e in element.findall("t:PhoneNumbers/t:Entry", _NS) if e.text]
+    return {
+        "displayName": text("DisplayName"),
+        "givenName": text("GivenName"),
+        "surname": text("Surname"),
+        "companyName": text("CompanyName"),
+        "emailAddresses": [
+            {"address": e.text} for e in element.findall("t:EmailAddresses/t:Entry", _NS) if e.text
+        ],
+        "businessPhones": phones,
+        "personalNotes": text("Body") or "",
+        "categories": [c.text or "" for c in element.findall("t:Categories/t:String", _NS)],
+    }
 
 
 DEMO_PASSWORD_FILE = "ews-password.txt"  # noqa: S105 (a file name)

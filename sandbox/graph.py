@@ -145,6 +145,8 @@ class GraphTenant:
         self.tokens: set[str] = set()
         self.patches = 0
         """Contact PATCHes applied (in or out of batches)."""
+        self.created = 0
+        """Contacts created through the API."""
 
     # -- building ---------------------------------------------------------------------------
 
@@ -467,6 +469,9 @@ class GraphServer(SandboxServer):
         self.route("GET", users + r"/contactFolders/(?P<folder>[^/]+)/contacts/delta")(
             self._authed(self._contact_delta)
         )
+        self.route("POST", users + r"/contactFolders/(?P<folder>[^/]+)/contacts")(
+            self._authed(self._create_contact)
+        )
         self.route("GET", users + r"/mailFolders")(self._authed(self._mail_folders))
         self.route("GET", users + r"/mailFolders/(?P<folder>[^/]+)")(
             self._authed(self._mail_folder)
@@ -707,6 +712,20 @@ class GraphServer(SandboxServer):
         item.seq = mailbox.bump()
         self.tenant.patches += 1
         return Response.json(dict(item.body))
+
+    def _create_contact(self, request: Request, mailbox: Mailbox) -> Response:
+        folder = request.params["folder"]
+        name = next((n for n, f in mailbox.contact_folders.items() if f == folder), None)
+        if name is None:
+            return _error(404, "ErrorItemNotFound", "The specified folder could not be found.")
+        body = request.json() or {}
+        extended = body.pop("singleValueExtendedProperties", [])
+        contact_id = self.tenant.add_contact(mailbox, body, name)
+        item = mailbox.contacts[contact_id]
+        for prop in extended:
+            item.extended[_canonical_property(prop["id"])] = str(prop.get("value", ""))
+        self.tenant.created += 1
+        return Response.json(dict(item.body), 201)
 
     def _categories(self, request: Request, mailbox: Mailbox) -> Response:
         return Response.json({"value": list(mailbox.categories)})

@@ -24,6 +24,7 @@ from tests.outlook_fixtures import (
     BACKENDS,
     CATEGORIES,
     FAST_RETRY,
+    FIELDS,
     INCIDENT_COST,
     REPLY_COST,
     SPEC,
@@ -169,3 +170,43 @@ def test_exchange_busy_back_off_is_honoured(tmp_path: Path) -> None:
         assert view.messages == truth.messages
         for _key, contact in tenant.live_contacts():
             assert property_id("clm_orders") in contact.extended
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_contacts_are_created_once_for_customers_outlook_does_not_know(
+    backend: str, tmp_path: Path
+) -> None:
+    engine = sqlite_ledger(tmp_path)
+    tenant, truth = tenant_from_business(SPEC)
+    owner_emails = {e for k, e in truth.contacts.items() if not k.startswith(SALES)}
+    removed = [k for k in sorted(truth.contacts) if k.startswith(SALES)][:8]
+    unknown = {truth.contacts[k] for k in removed} - owner_emails
+    for key in removed:
+        tenant.delete_contact(*key.split(":", 1))
+    push = {
+        "fields": FIELDS,
+        "categories": {"field": "clm_customer_since", "values": CATEGORIES},
+        "create_contacts": {"mailbox": SALES, "folder": "Contacts"},
+    }
+    with serve(tenant, backend) as server:
+        sync = service(app_config(tmp_path, server, push=push), engine)
+        first = sync.cycle(as_of=AS_OF)
+        assert not first.failed, first
+        assert first.step is not None and first.step.pushes[0].created == tenant.created
+        made = {
+            contact.body["emailAddresses"][0]["address"]: contact
+            for key, contact in tenant.live_contacts()
+            if key.split(":", 1)[1] not in {k.split(":", 1)[1] for k in truth.contacts}
+        }
+        assert unknown and unknown <= made.keys()
+        for contact in made.values():
+            assert property_id("clm_lifetime_revenue") in contact.extended
+            assert split_notes(contact.body["personalNotes"]).block is not None
+
+        # The next cycles read the new contacts back, link them, and write nothing more.
+        patches, created = tenant.patches, tenant.created
+        for _ in range(2):
+            outcome = sync.cycle(as_of=AS_OF)
+            assert not outcome.failed, outcome
+        assert (tenant.patches, tenant.created) == (patches, created)
+    assert {key for key, _ in tenant.live_contacts()} <= ledger_view(engine).contacts

@@ -47,5 +47,5 @@ class EwsConnector:
 
     def writer(self) -> Writer | None:
         if self._writer is None:
-            self._writer = EwsWriter(self.client, self.source)
+            self._writer = EwsWriter(self.client, self.mail, self.source)
         return self._writer

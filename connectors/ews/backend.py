@@ -124,7 +124,7 @@ class EwsMail:
         self.source = source
         self.page_size = min(source.page_size, EWS_MAX_SYNC_CHANGES)
 
-    def _contact_folder(self, mailbox: str, name: str) -> BaseFolder:
+    def contact_folder(self, mailbox: str, name: str) -> BaseFolder:
         account = self.client.account(mailbox)
         try:
             if name.lower() == "contacts":
@@ -154,7 +154,7 @@ class EwsMail:
             raise translate(error, f"{mailbox}: mail folder {name}") from error
 
     def contact_pages(self, mailbox: str, folder: str, state: Cursor) -> Iterator[DeltaPage]:
-        target = self._contact_folder(mailbox, folder)
+        target = self.contact_folder(mailbox, folder)
         for page in self._sync(mailbox, target, CONTACT_FIELDS, state):
             items = [
                 item if "@removed" in item else contact_json(item_object)

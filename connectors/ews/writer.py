@@ -14,10 +14,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from exchangelib import Body
+from exchangelib import Body, Contact
+from exchangelib.indexed_properties import EmailAddress, PhoneNumber
 
 from config.models import EwsSource
-from connectors.base import WriteResult
+from connectors.base import Created, NewCustomer, WriteResult
+from connectors.ews.backend import EwsMail
 from connectors.ews.client import EwsClient, property_attribute, translate
 from connectors.notes_block import NotesTooLong
 from connectors.outlook.changes import ChangePlanner, ContactNow
@@ -28,8 +30,9 @@ log = logging.getLogger(__name__)
 
 
 class EwsWriter:
-    def __init__(self, client: EwsClient, source: EwsSource) -> None:
+    def __init__(self, client: EwsClient, mail: EwsMail, source: EwsSource) -> None:
         self.client = client
+        self.mail = mail
         self.push = source.push
         self.planner = ChangePlanner(source.push)
         self.attrs = {name: property_attribute(name) for name in self.planner.fields}
@@ -50,6 +53,41 @@ class EwsWriter:
                 chunk = keys[start : start + self.push.batch_size]
                 results += self._write_chunk(mailbox, {k: by_contact[k] for k in chunk})
         return results
+
+    @property
+    def creates(self) -> bool:
+        return self.push.create_contacts is not None
+
+    def create(self, customers: Sequence[NewCustomer]) -> Sequence[Created]:
+        """New contacts in the YAML's mailbox and folder, in one CreateItem, figures included."""
+        target = self.push.create_contacts
+        if target is None:
+            return [Created(c, None, "contact creation is off") for c in customers]
+        account = self.client.account(target.mailbox)
+        folder = self.mail.contact_folder(target.mailbox, target.folder)
+        items = []
+        for customer in customers:
+            updates = [FieldUpdate("", name, value) for name, value in customer.values.items()]
+            change = self.planner.plan(ContactNow(), updates)
+            item = _new_contact(account, folder, customer)
+            for name, value in change.properties.items():
+                setattr(item, self.attrs[name], value)
+            if change.notes:
+                item.body = Body(change.notes)
+            if change.categories:
+                item.categories = change.categories
+            items.append(item)
+        self.write_requests += 1
+        try:
+            answers = account.bulk_create(folder=folder, items=items, chunk_size=len(items))
+        except Exception as error:
+            raise translate(error, f"{target.mailbox}: CreateItem") from error
+        return [
+            Created(customer, None, f"{type(answer).__name__}: {answer}")
+            if isinstance(answer, Exception)
+            else Created(customer, f"{target.mailbox}:{answer.id}")
+            for customer, answer in zip(customers, answers, strict=True)
+        ]
 
     def _write_chunk(self, mailbox: str, chunk: dict[str, list[FieldUpdate]]) -> list[WriteResult]:
         account = self.client.account(mailbox)
@@ -107,3 +145,24 @@ class EwsWriter:
                 if isinstance(answer, Exception):
                     failed[key] = f"{type(answer).__name__}: {answer}"
         return [WriteResult(update, failed.get(key)) for key in keys for update in chunk[key]]
+
+
+def _new_contact(account: Any, folder: Any, customer: NewCustomer) -> Contact:
+    """An EWS contact for a customer Exchange does not know yet."""
+    shown = customer.name or " ".join(
+        part for part in (customer.first_name, customer.last_name) if part
+    )
+    return Contact(
+        account=account,
+        folder=folder,
+        display_name=shown or customer.email,
+        given_name=customer.first_name,
+        surname=customer.last_name,
+        company_name=customer.company,
+        email_addresses=[EmailAddress(label="EmailAddress1", email=customer.email)],
+        phone_numbers=(
+            [PhoneNumber(label="BusinessPhone", phone_number=customer.phone)]
+            if customer.phone
+            else None
+        ),
+    )

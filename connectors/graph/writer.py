@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from config.models import GraphSource
-from connectors.base import WriteResult
+from connectors.base import Created, NewCustomer, WriteResult
+from connectors.errors import SourceError
 from connectors.graph.client import GraphClient, SubResponse, mailbox_path, property_id
 from connectors.notes_block import NotesTooLong
 from connectors.outlook.changes import ChangePlanner, ContactNow
@@ -135,6 +136,50 @@ class GraphWriter:
             patch["categories"] = change.categories
         return patch
 
+    @property
+    def creates(self) -> bool:
+        return self.push.create_contacts is not None
+
+    def create(self, customers: Sequence[NewCustomer]) -> Sequence[Created]:
+        """New contacts in the YAML's mailbox and folder, carrying their figures already."""
+        target = self.push.create_contacts
+        if target is None:
+            return [Created(c, None, "contact creation is off") for c in customers]
+        mailbox = target.mailbox
+        folders = self.client.folder_ids(mailbox, "contactFolders")
+        folder_id = folders.get(target.folder.lower())
+        if folder_id is None:
+            raise SourceError(
+                f"{mailbox} has no contact folder {target.folder!r} for new contacts; fix "
+                "push.create_contacts in the source's YAML"
+            )
+        self._ensure_categories(mailbox)
+        requests = []
+        for number, customer in enumerate(customers):
+            updates = [FieldUpdate("", name, value) for name, value in customer.values.items()]
+            body = _new_contact(customer) | self._patch({}, updates)
+            requests.append(
+                {
+                    "id": str(number),
+                    "method": "POST",
+                    "url": f"{mailbox_path(mailbox)}/contactFolders/{folder_id}/contacts",
+                    "body": body,
+                    "headers": {"Content-Type": "application/json"},
+                }
+            )
+        answers = self.client.batch(mailbox, requests) if requests else {}
+        self.write_requests += (len(requests) + 19) // 20
+        results = []
+        for number, customer in enumerate(customers):
+            answer = answers.get(str(number))
+            if answer is not None and answer.ok and isinstance(answer.body, dict):
+                results.append(Created(customer, f"{mailbox}:{answer.body['id']}"))
+            else:
+                results.append(
+                    Created(customer, None, answer.error_text() if answer else "no answer")
+                )
+        return results
+
     def _ensure_categories(self, mailbox: str) -> None:
         """Add our categories to the mailbox's master list, with their colours, once."""
         if self.categories is None or mailbox.lower() in self._master_checked:
@@ -154,3 +199,24 @@ class GraphWriter:
                 present.add(category.name.lower())
                 log.info("%s: added category %r to the master list", mailbox, category.name)
         self._master_checked.add(mailbox.lower())
+
+
+def _new_contact(customer: NewCustomer) -> dict[str, Any]:
+    """A Graph contact for a customer Outlook does not know yet."""
+    shown = customer.name or " ".join(
+        part for part in (customer.first_name, customer.last_name) if part
+    )
+    body: dict[str, Any] = {
+        "displayName": shown or customer.email,
+        "emailAddresses": [{"address": customer.email, "name": shown or customer.email}],
+    }
+    for key, value in (
+        ("givenName", customer.first_name),
+        ("surname", customer.last_name),
+        ("companyName", customer.company),
+    ):
+        if value:
+            body[key] = value
+    if customer.phone:
+        body["businessPhones"] = [customer.phone]
+    return body
