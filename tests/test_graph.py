@@ -16,7 +16,7 @@ from connectors.graph.client import PS_PUBLIC_STRINGS, LoopbackSession, property
 from connectors.notes_block import BEGIN, END
 from connectors.outlook.incidents import MailEvent, split_incidents
 from connectors.outlook.streams import Parties, SupportTest, contact_record, message_record
-from sandbox.graph import SALES, GraphServer, tenant_from_business
+from sandbox.graph import SALES, SUPPORT, GraphServer, tenant_from_business
 from sandbox.http import Throttle
 from tests.outlook_fixtures import (
     AS_OF,
@@ -198,3 +198,15 @@ def test_cursors_survive_a_new_address_for_the_same_service(tmp_path: Path) -> N
         assert not outcome.failed, outcome
         assert moved.stats.by_route.get(r"/v1\.0/\$batch", 0) == 0  # nothing new to write
     assert ledger_view(engine).contacts == set(truth.contacts)
+
+
+def test_a_support_folder_missing_in_a_mailbox_is_no_error(tmp_path: Path) -> None:
+    engine = sqlite_ledger(tmp_path)
+    small = replace(SPEC, customers=30)
+    tenant, truth = tenant_from_business(small)
+    support = {"mailboxes": [SUPPORT], "folders": ["Escalations"], "cost": "10.00"}
+    with GraphServer(tenant) as server:
+        sync = service(app_config(tmp_path, server, small, support=support), engine)
+        outcome = sync.cycle(as_of=AS_OF)
+    assert not outcome.failed, outcome
+    assert sum(len(v) for v in ledger_view(engine).incidents.values()) == len(truth.incidents)

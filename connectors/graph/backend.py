@@ -15,7 +15,13 @@ from typing import Any
 from config.models import GraphSource
 from connectors.base import Cursor
 from connectors.errors import SourceError
-from connectors.graph.client import DELTA_GONE, GraphClient, delta_pages, mailbox_path
+from connectors.graph.client import (
+    DELTA_GONE,
+    IMMUTABLE_IDS,
+    GraphClient,
+    delta_pages,
+    mailbox_path,
+)
 from connectors.http import HttpError
 from connectors.outlook.streams import DeltaPage
 
@@ -151,6 +157,7 @@ class GraphMail:
                 "method": "GET",
                 "url": f"{mailbox_path(mailbox)}/messages?$filter=conversationId eq "
                 f"'{conversation.replace(chr(39), chr(39) * 2)}'&$select={CONVERSATION_FIELDS}",
+                "headers": {"Prefer": IMMUTABLE_IDS},
             }
             for number, conversation in enumerate(ids)
         ]

@@ -41,6 +41,8 @@ PS_PUBLIC_STRINGS = "{00020329-0000-0000-C000-000000000046}"
 """The MAPI property set of Outlook's user-defined fields ([MS-OXPROPS] PS_PUBLIC_STRINGS)."""
 DEFAULT_TIMEOUT = (10.0, 60.0)
 """Seconds to connect and to wait for an answer."""
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+"""Ask for ids that survive a move between folders (Graph "immutable identifiers")."""
 DELTA_GONE = 410
 """Graph answers an expired delta or next link with 410 Gone (``syncStateNotFound``)."""
 
@@ -200,7 +202,7 @@ class GraphClient:
             return self._clients[key]
 
     def prefer(self) -> dict[str, str]:
-        return {"Prefer": f'odata.maxpagesize={self.source.page_size}, IdType="ImmutableId"'}
+        return {"Prefer": f"odata.maxpagesize={self.source.page_size}, {IMMUTABLE_IDS}"}
 
     def get(self, mailbox: str, url: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.mailbox(mailbox).json("GET", url, params=params, headers=self.prefer())

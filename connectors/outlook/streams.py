@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from config.models import OutlookSource
 from connectors.base import Cursor, Page
+from connectors.errors import SourceError
 from connectors.notes_block import user_text
 from connectors.outlook.incidents import Incident, MailEvent, split_incidents
 from connectors.records import (
@@ -289,12 +290,13 @@ class ConversationStream:
     def _support_test(self) -> SupportTest:
         rule = self.source.support
         in_mailbox = self.mailbox.lower() in {m.lower() for m in rule.mailboxes}
-        folder_ids = (
-            frozenset(self.backend.mail_folder_ids(self.mailbox, rule.folders).values())
-            if rule.folders
-            else frozenset()
-        )
-        return SupportTest(in_mailbox, folder_ids, rule.category)
+        folder_ids: set[str] = set()
+        for name in rule.folders:  # a support folder need not exist in every mailbox
+            try:
+                folder_ids.update(self.backend.mail_folder_ids(self.mailbox, [name]).values())
+            except SourceError:
+                continue
+        return SupportTest(in_mailbox, frozenset(folder_ids), rule.category)
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
         support = self._support_test()
