@@ -14,7 +14,12 @@ from connectors.base import Stream, Writer
 from connectors.ews.backend import EwsMail
 from connectors.ews.client import EwsClient
 from connectors.ews.writer import EwsWriter
-from connectors.outlook.streams import ContactFolderStream, ConversationStream, CorrespondentStream
+from connectors.outlook.streams import (
+    ContactFolderStream,
+    CorrespondentStream,
+    IncidentStream,
+    MessageFolderStream,
+)
 
 __all__ = ["EwsConnector"]
 
@@ -36,14 +41,17 @@ class EwsConnector:
             for entry in self.source.contacts
             for folder in entry.folders
         ]
-        conversations: list[Stream] = [
-            ConversationStream(self.mail, self.source, entry.mailbox, entry.folders, self._now)
+        messages: list[Stream] = [
+            MessageFolderStream(self.mail, self.source, entry.mailbox, folder)
+            for entry in self.source.conversations
+            for folder in entry.folders
+        ]
+        incidents: list[Stream] = [
+            IncidentStream(self.mail, self.source, entry.mailbox, entry.folders, self._now)
             for entry in self.source.conversations
         ]
-        people: list[Stream] = (
-            [CorrespondentStream(self.mail, self.source)] if conversations else []
-        )
-        return [*contacts, *people, *conversations]
+        people: list[Stream] = [CorrespondentStream(self.mail, self.source)] if messages else []
+        return [*contacts, *people, *messages, *incidents]
 
     def writer(self) -> Writer | None:
         if self._writer is None:

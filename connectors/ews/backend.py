@@ -25,7 +25,7 @@ from config.models import EWS_MAX_SYNC_CHANGES, EwsSource
 from connectors.base import Cursor
 from connectors.errors import SourceError
 from connectors.ews.client import EwsClient, iso, translate
-from connectors.outlook.streams import DeltaPage
+from connectors.outlook.streams import DeltaPage, MailView
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ MESSAGE_FIELDS = (
     "categories",
 )
 ADDRESS_FIELDS = ("author", "to_recipients", "cc_recipients")
+THREAD_FIELDS = ("conversation_id", "categories")
 _WELL_KNOWN = {"inbox": "inbox", "sentitems": "sent", "archive": "archive_inbox"}
 _PHONES = {"BusinessPhone": "businessPhones", "HomePhone": "homePhones"}
 _ADDRESSES = {"Business": "businessAddress", "Home": "homeAddress"}
@@ -163,10 +164,10 @@ class EwsMail:
             yield self._page(items, page)
 
     def message_pages(
-        self, mailbox: str, folder: str, state: Cursor, *, addresses_only: bool
+        self, mailbox: str, folder: str, state: Cursor, *, view: MailView
     ) -> Iterator[DeltaPage]:
         target = self._mail_folder(mailbox, folder)
-        names = ADDRESS_FIELDS if addresses_only else MESSAGE_FIELDS
+        names = {"messages": MESSAGE_FIELDS, "addresses": ADDRESS_FIELDS}.get(view, THREAD_FIELDS)
         for page in self._sync(mailbox, target, names, state):
             items = [
                 item if "@removed" in item else message_json(item_object, target.id)

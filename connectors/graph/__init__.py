@@ -1,8 +1,9 @@
 """Microsoft 365 mailboxes through Microsoft Graph (``type: graph``).
 
 Streams, in dependency order: the contact folders (one stream each), the correspondents
-(guest customers for the addresses in the conversation folders), then one conversation stream
-per mailbox (messages and support incidents). The writer puts the figures onto the contacts.
+(guest customers for the addresses in the conversation folders), the conversation folders'
+messages (one stream each), then the support incidents (one stream per mailbox). The writer
+puts the figures onto the contacts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from connectors.graph.backend import GraphMail
 from connectors.graph.client import DEFAULT_TIMEOUT, GraphClient
 from connectors.graph.writer import GraphWriter
 from connectors.http import RetrySettings
-from connectors.outlook.streams import ContactFolderStream, ConversationStream, CorrespondentStream
+from connectors.outlook.streams import (
+    ContactFolderStream,
+    CorrespondentStream,
+    IncidentStream,
+    MessageFolderStream,
+)
 
 __all__ = ["GraphConnector"]
 
@@ -44,14 +50,17 @@ class GraphConnector:
             for entry in self.source.contacts
             for folder in entry.folders
         ]
-        conversations: list[Stream] = [
-            ConversationStream(self.mail, self.source, entry.mailbox, entry.folders, self._now)
+        messages: list[Stream] = [
+            MessageFolderStream(self.mail, self.source, entry.mailbox, folder)
+            for entry in self.source.conversations
+            for folder in entry.folders
+        ]
+        incidents: list[Stream] = [
+            IncidentStream(self.mail, self.source, entry.mailbox, entry.folders, self._now)
             for entry in self.source.conversations
         ]
-        people: list[Stream] = (
-            [CorrespondentStream(self.mail, self.source)] if conversations else []
-        )
-        return [*contacts, *people, *conversations]
+        people: list[Stream] = [CorrespondentStream(self.mail, self.source)] if messages else []
+        return [*contacts, *people, *messages, *incidents]
 
     def writer(self) -> Writer | None:
         if self._writer is None:

@@ -23,7 +23,7 @@ from connectors.graph.client import (
     mailbox_path,
 )
 from connectors.http import HttpError
-from connectors.outlook.streams import DeltaPage
+from connectors.outlook.streams import DeltaPage, MailView
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ MESSAGE_FIELDS = (
     "categories,parentFolderId"
 )
 ADDRESS_FIELDS = "from,toRecipients,ccRecipients"
+THREAD_FIELDS = "conversationId,categories,parentFolderId"
 CONVERSATION_FIELDS = (
     "from,toRecipients,ccRecipients,receivedDateTime,sentDateTime,subject,categories"
 )
@@ -113,13 +114,13 @@ class GraphMail:
         yield from DeltaFolder(self.client, mailbox, first).pages(state)
 
     def message_pages(
-        self, mailbox: str, folder: str, state: Cursor, *, addresses_only: bool
+        self, mailbox: str, folder: str, state: Cursor, *, view: MailView
     ) -> Iterator[DeltaPage]:
         folder_id = self.mail_folder_ids(mailbox, [folder])[folder]
-        if addresses_only:
-            fields = ADDRESS_FIELDS
-        else:
+        if view == "messages":
             fields = MESSAGE_FIELDS + (",bodyPreview" if self.source.body_preview else "")
+        else:
+            fields = ADDRESS_FIELDS if view == "addresses" else THREAD_FIELDS
         first = f"{mailbox_path(mailbox)}/mailFolders/{folder_id}/messages/delta?$select={fields}"
         yield from DeltaFolder(self.client, mailbox, first.lstrip("/")).pages(state)
 

@@ -9,12 +9,14 @@
 * **correspondents** — the customers' e-mail addresses from the conversation folders, as
   *guest* customers (``email:ADDRESS``): the people messages are linked to; reconcile joins
   them to contacts and other systems by e-mail. Our own domains are never customers.
-* **conversations** — one stream per conversation mailbox: every message with an external
-  party as an interaction (sender, recipients, date, subject, conversation id, categories;
-  the body preview only if the YAML asks), then the **support incidents** of the support
-  conversations touched, per the YAML rule (:mod:`connectors.outlook.incidents`). The stream's
-  cursor keeps each folder's sync state and the ids of conversations still to evaluate or
-  still open, so an open incident is looked at again every cycle until it closes.
+* **messages** — one stream per conversation folder: every message with an external party as
+  an interaction (sender, recipients, date, subject, conversation id, categories; the body
+  preview only if the YAML asks). Complete passes as for contacts.
+* **incidents** — one stream per conversation mailbox: the **support incidents** of the
+  support conversations touched, per the YAML rule (:mod:`connectors.outlook.incidents`),
+  evaluated from each whole conversation. Its cursor keeps its own sync states and the ids of
+  conversations still to evaluate or still open, so an open incident is looked at again
+  every cycle until it closes.
 
 Items travel in Graph's JSON shape (``contact``, ``message``); the EWS back-end converts
 exchangelib's items to it, so the mapping to records exists once. A back-end is a
@@ -28,7 +30,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from config.models import OutlookSource
 from connectors.base import Cursor, Page
@@ -186,6 +188,11 @@ class DeltaPage:
     pass_id: str
 
 
+MailView = Literal["messages", "addresses", "threads"]
+"""What a read of messages needs: everything kept of a message, the parties only, or only
+the conversation id, folder and categories (to find the support conversations)."""
+
+
 class MailBackend(Protocol):
     """How one back-end reads mailboxes; items come in Graph's JSON shape."""
 
@@ -194,9 +201,10 @@ class MailBackend(Protocol):
         ...
 
     def message_pages(
-        self, mailbox: str, folder: str, state: Cursor, *, addresses_only: bool
+        self, mailbox: str, folder: str, state: Cursor, *, view: MailView
     ) -> Iterator[DeltaPage]:
-        """The changes of a mail folder (well-known or display name) from ``state`` on."""
+        """The changes of a mail folder (well-known or display name) from ``state`` on, with
+        the fields ``view`` needs (never the body)."""
         ...
 
     def mail_folder_ids(self, mailbox: str, names: Sequence[str]) -> dict[str, str]:
@@ -265,8 +273,66 @@ def message_record(
     )
 
 
-class ConversationStream:
-    """Messages of one mailbox's conversation folders, then its support incidents."""
+def support_test(backend: MailBackend, source: OutlookSource, mailbox: str) -> SupportTest:
+    """The YAML's support rule for the messages of one mailbox."""
+    rule = source.support
+    in_mailbox = mailbox.lower() in {m.lower() for m in rule.mailboxes}
+    folder_ids: set[str] = set()
+    for name in rule.folders:  # a support folder need not exist in every mailbox
+        try:
+            folder_ids.update(backend.mail_folder_ids(mailbox, [name]).values())
+        except SourceError:
+            continue
+    return SupportTest(in_mailbox, frozenset(folder_ids), rule.category)
+
+
+class MessageFolderStream:
+    """The messages with a customer in one mail folder of one mailbox.
+
+    Like a contact folder, a first read and a re-read after an expired sync state are
+    complete passes, so a message deleted while the state was lost is flagged deleted too.
+    """
+
+    record_kind = RecordKind.INTERACTION
+
+    def __init__(
+        self, backend: MailBackend, source: OutlookSource, mailbox: str, folder: str
+    ) -> None:
+        self.backend = backend
+        self.source = source
+        self.mailbox = mailbox
+        self.folder = folder
+        self.name = stream_name("messages", mailbox, folder)
+        self.parties = Parties(source.own_domains)
+        self._full = False
+
+    @property
+    def full_refresh(self) -> bool:
+        """True while the stream is in a complete pass over the folder."""
+        return self._full
+
+    def pages(self, cursor: Cursor) -> Iterator[Page]:
+        support = support_test(self.backend, self.source, self.mailbox)
+        preview = self.source.body_preview
+        reader = self.backend.message_pages(self.mailbox, self.folder, cursor, view="messages")
+        for page in reader:
+            self._full = page.full
+            records = [
+                record
+                for item in page.items
+                if (record := message_record(self.mailbox, item, self.parties, support, preview))
+            ]
+            yield Page(records, page.state, pass_complete=page.complete, pass_id=page.pass_id)
+
+
+class IncidentStream:
+    """The support incidents of one mailbox, per the YAML rule.
+
+    Reads the conversation folders' changes (ids, folders and categories only) to learn which
+    support conversations were touched, then evaluates each of them, and every one still
+    open, from all its messages. Its cursor keeps its own sync states, the conversations not
+    evaluated yet and those still open.
+    """
 
     record_kind = RecordKind.INTERACTION
     full_refresh = False
@@ -283,43 +349,26 @@ class ConversationStream:
         self.source = source
         self.mailbox = mailbox
         self.folders = list(folders)
-        self.name = stream_name("conversations", mailbox)
+        self.name = stream_name("incidents", mailbox)
         self.parties = Parties(source.own_domains)
         self._now = now or (lambda: datetime.now(UTC))
 
-    def _support_test(self) -> SupportTest:
-        rule = self.source.support
-        in_mailbox = self.mailbox.lower() in {m.lower() for m in rule.mailboxes}
-        folder_ids: set[str] = set()
-        for name in rule.folders:  # a support folder need not exist in every mailbox
-            try:
-                folder_ids.update(self.backend.mail_folder_ids(self.mailbox, [name]).values())
-            except SourceError:
-                continue
-        return SupportTest(in_mailbox, frozenset(folder_ids), rule.category)
-
     def pages(self, cursor: Cursor) -> Iterator[Page]:
-        support = self._support_test()
+        support = support_test(self.backend, self.source, self.mailbox)
         states: dict[str, Any] = dict(cursor.get("folders") or {})
         pending: list[str] = list(cursor.get("pending") or [])
         still_open: list[str] = list(cursor.get("open") or [])
         for name in self.folders:
             state = states.get(name, {})
-            reader = self.backend.message_pages(self.mailbox, name, state, addresses_only=False)
-            for page in reader:
-                records: list[SourceInteraction] = []
-                for item in page.items:
-                    record = message_record(
-                        self.mailbox, item, self.parties, support, self.source.body_preview
-                    )
-                    if record is None:
-                        continue
-                    records.append(record)
-                    if record.support and record.conversation_id:
-                        pending.append(record.conversation_id)
+            for page in self.backend.message_pages(self.mailbox, name, state, view="threads"):
+                pending += [
+                    str(item["conversationId"])
+                    for item in page.items
+                    if "@removed" not in item and item.get("conversationId") and support(item)
+                ]
                 pending = list(dict.fromkeys(pending))
                 states[name] = page.state
-                yield Page(records, _cursor(states, pending, still_open))
+                yield Page([], _cursor(states, pending, still_open))
         yield from self._incidents(states, pending, still_open)
 
     def _incidents(
@@ -414,7 +463,7 @@ class CorrespondentStream:
             for name in entry.folders:
                 key = f"{entry.mailbox}/{name}"
                 state = states.get(key, {})
-                reader = self.backend.message_pages(entry.mailbox, name, state, addresses_only=True)
+                reader = self.backend.message_pages(entry.mailbox, name, state, view="addresses")
                 for page in reader:
                     seen: dict[str, SourceCustomer] = {}
                     for item in page.items:
