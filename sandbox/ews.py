@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,6 +30,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from sandbox.graph import (
     CONTACT_FOLDER,
+    PS_PUBLIC_STRINGS,
     GraphTenant,
     Item,
     Mailbox,
@@ -48,7 +48,6 @@ MNS = "http://schemas.microsoft.com/exchange/services/2006/messages"
 TNS = "http://schemas.microsoft.com/exchange/services/2006/types"
 ENS = "http://schemas.microsoft.com/exchange/services/2006/errors"
 MAX_SYNC_CHANGES = 512
-PUBLIC_STRINGS = "{00020329-0000-0000-C000-000000000046}"
 _NS = {"s": SOAP, "m": MNS, "t": TNS}
 
 
@@ -241,8 +240,6 @@ class EwsServer(SandboxServer):
             fault_response=self._fault,
         )
         self.tenant = tenant
-        self.update_calls = 0
-        self._lock_ews = threading.Lock()
         self.route("POST", r"/EWS/Exchange\.asmx")(self._soap)
 
     def __enter__(self) -> EwsServer:
@@ -501,7 +498,7 @@ class EwsServer(SandboxServer):
             for prop in element.findall("t:ExtendedProperty", _NS):
                 uri = prop.find("t:ExtendedFieldURI", _NS)
                 name = uri.get("PropertyName", "") if uri is not None else ""
-                key = _canonical_property(f"String {PUBLIC_STRINGS} Name {name}")
+                key = _canonical_property(f"String {PS_PUBLIC_STRINGS} Name {name}")
                 item.extended[key] = prop.findtext("t:Value", "", _NS)
             self.tenant.created += 1
             parts.append(
@@ -514,7 +511,6 @@ class EwsServer(SandboxServer):
         return _messages("CreateItem", parts)
 
     def _op_UpdateItem(self, operation: ET.Element, mailbox: Mailbox | None) -> Response:  # noqa: N802
-        self.update_calls += 1
         parts = []
         for change in operation.find("m:ItemChanges", _NS) or []:
             item_id = change.find("t:ItemId", _NS)
@@ -545,7 +541,7 @@ class EwsServer(SandboxServer):
         contact = update.find("t:Contact", _NS)
         if extended is not None:
             name = extended.get("PropertyName", "")
-            key = _canonical_property(f"String {PUBLIC_STRINGS} Name {name}")
+            key = _canonical_property(f"String {PS_PUBLIC_STRINGS} Name {name}")
             value = None if delete or contact is None else contact.findtext(".//t:Value", "", _NS)
             if value is None:
                 item.extended.pop(key, None)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs, unquote
 
 from sandbox.http import Faults, Request, Response, SandboxServer, Throttle
 from sandbox.synthetic import BusinessSpec, Person, generate_persons
@@ -409,7 +409,6 @@ class GraphServer(SandboxServer):
         *,
         throttle: Throttle | None = None,
         faults: Faults | None = None,
-        latency: float = 0.0,
     ) -> None:
         super().__init__(
             faults=faults,
@@ -418,10 +417,7 @@ class GraphServer(SandboxServer):
             fault_response=self._fault,
         )
         self.tenant = tenant
-        self.latency = latency
         self._batch_numbers = itertools.count()
-        self.batches = 0
-        self.batch_sizes: list[int] = []
         self._routes_for_graph()
 
     def _throttle_key(self, request: Request) -> str:
@@ -492,8 +488,6 @@ class GraphServer(SandboxServer):
             auth = request.header("authorization") or ""
             if not auth.startswith("Bearer ") or auth[7:] not in self.tenant.tokens:
                 return _error(401, "InvalidAuthenticationToken", "Access token is empty.")
-            if self.latency:
-                time.sleep(self.latency)
             mailbox = self.tenant.mailboxes.get(request.params["mailbox"].lower())
             if mailbox is None:
                 return _error(404, "ErrorInvalidUser", "The requested user is invalid.")
@@ -749,8 +743,6 @@ class GraphServer(SandboxServer):
             return _error(
                 400, "BadRequest", f"Batch request has {len(requests)} requests; 20 is the limit."
             )
-        self.batches += 1
-        self.batch_sizes.append(len(requests))
         responses = []
         for sub in requests:
             url = str(sub.get("url", ""))
@@ -818,15 +810,6 @@ def _query(text: str) -> dict[str, str]:
             name, _, value = part.partition("=")
             found[unquote(name)] = unquote(value)
     return found
-
-
-def property_id(name: str) -> str:
-    """The Graph id of a named string property in PS_PUBLIC_STRINGS."""
-    return f"String {PS_PUBLIC_STRINGS} Name {name}"
-
-
-def quoted(mailbox: str) -> str:
-    return quote(mailbox, safe="@.")
 
 
 DEMO_SECRET_FILE = "graph-client-secret.txt"  # noqa: S105 (a file name)
