@@ -418,6 +418,8 @@ class GraphServer(SandboxServer):
         )
         self.tenant = tenant
         self._batch_numbers = itertools.count()
+        self.batch_throttled = 0
+        """Requests inside $batch answered 429 (each counted in ``throttle.rejected`` too)."""
         self._routes_for_graph()
 
     def _throttle_key(self, request: Request) -> str:
@@ -760,8 +762,8 @@ class GraphServer(SandboxServer):
             with self._lock:
                 admitted = self.throttle.admit(key, time.monotonic())
             if not admitted:
-                retry = self.throttle.retry_after
-                answer = self._fault(429, retry)
+                self.batch_throttled += 1
+                answer = self._fault(429, self.throttle.retry_after)
             else:
                 try:
                     found = self._find(inner)

@@ -210,3 +210,22 @@ def test_a_support_folder_missing_in_a_mailbox_is_no_error(tmp_path: Path) -> No
         outcome = sync.cycle(as_of=AS_OF)
     assert not outcome.failed, outcome
     assert sum(len(v) for v in ledger_view(engine).incidents.values()) == len(truth.incidents)
+
+
+def test_throttled_requests_inside_batches_are_sent_again_after_retry_after(
+    tmp_path: Path,
+) -> None:
+    """A client that ignores the limit is told 429 per request inside a $batch; those
+    requests, and only those, go again after the Retry-After they carry."""
+    engine = sqlite_ledger(tmp_path)
+    small = replace(SPEC, customers=30)
+    tenant, truth = tenant_from_business(small)
+    throttle = Throttle(max_requests=25, window=1.0, max_concurrent=4, retry_after=0.2)
+    with GraphServer(tenant, throttle=throttle) as server:
+        limits = {"max_requests": 10_000, "window": "1s", "max_concurrent": 4}
+        sync = service(app_config(tmp_path, server, small, limits=limits), engine)
+        assert not sync.cycle(as_of=AS_OF).failed
+    assert server.batch_throttled > 0
+    assert ledger_view(engine).contacts == set(truth.contacts)
+    for _key, contact in tenant.live_contacts():
+        assert property_id("clm_orders") in contact.extended
