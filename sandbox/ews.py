@@ -238,6 +238,7 @@ class EwsServer(SandboxServer):
             throttle=throttle or Throttle(max_requests=10_000, window=600, max_concurrent=10),
             throttle_key=self._throttle_key,
             fault_response=self._fault,
+            no_delay=True,
         )
         self.tenant = tenant
         self.route("POST", r"/EWS/Exchange\.asmx")(self._soap)

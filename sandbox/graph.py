@@ -415,6 +415,7 @@ class GraphServer(SandboxServer):
             throttle=throttle or Throttle(max_requests=10_000, window=600, max_concurrent=4),
             throttle_key=self._throttle_key,
             fault_response=self._fault,
+            no_delay=True,
         )
         self.tenant = tenant
         self._batch_numbers = itertools.count()
