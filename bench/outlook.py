@@ -18,7 +18,8 @@ The bound: a mailbox whose limit admits R requests per window W needs at least
 figure that would allow all mailboxes at once (the largest mailbox alone) is printed too.
 
     python bench/outlook.py                      # 1,000 people, 100 requests/s per mailbox
-    python bench/outlook.py --customers 4000 --per-window 200
+    python bench/outlook.py --customers 4000 --per-window 200 --exchanges 43   # ~5k contacts,
+                                                                               # ~50k messages
 """
 
 from __future__ import annotations
@@ -152,10 +153,13 @@ def main(
     per_window: Annotated[int, typer.Option(help="Requests per mailbox and window.")] = 100,
     window: Annotated[int, typer.Option(help="Throttle window in seconds.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic business.")] = 7,
+    exchanges: Annotated[
+        int, typer.Option(help="Extra message pairs per sales conversation (more mail).")
+    ] = 0,
 ) -> None:
     spec = replace(BusinessSpec(), seed=seed, customers=customers)
     as_of = datetime.combine(spec.as_of, day_time(23, 59, 59), UTC)
-    tenant, truth = tenant_from_business(spec)
+    tenant, truth = tenant_from_business(spec, exchanges)
     console.print(
         f"Tenant: {len(truth.contacts):,} contacts, {truth.messages:,} customer messages, "
         f"{len(truth.incidents):,} support incidents in {len(MAILBOXES)} mailboxes; limit "

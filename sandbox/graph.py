@@ -261,7 +261,9 @@ def _contact_body(person: Person) -> dict[str, Any]:
     return body
 
 
-def tenant_from_business(spec: BusinessSpec) -> tuple[GraphTenant, TenantTruth]:
+def tenant_from_business(
+    spec: BusinessSpec, sales_exchanges: int = 0
+) -> tuple[GraphTenant, TenantTruth]:
     """Three mailboxes serving the business's persons; returns the tenant and its truth.
 
     Persons with an e-mail address become contacts in the sales mailbox (and every third also
@@ -269,6 +271,8 @@ def tenant_from_business(spec: BusinessSpec) -> tuple[GraphTenant, TenantTruth]:
     contacts conversations with support (a customer message, one or two replies of ours, now
     and then a follow-up from the customer, sometimes the ``Resolved`` category). Calls leave
     no mail. Internal mail between the mailboxes is mixed in and must never make a customer.
+    ``sales_exchanges`` adds that many more (customer message, our reply) pairs to every sales
+    conversation, for a mail-heavy tenant (the benchmark's).
     """
     tenant = GraphTenant(spec.seed)
     truth = TenantTruth()
@@ -337,7 +341,12 @@ def tenant_from_business(spec: BusinessSpec) -> tuple[GraphTenant, TenantTruth]:
                     message("inbox", customer, us, follow_at, subject, [])
                     message("sentitems", us, customer, follow_at + timedelta(hours=2), subject, [])
                     replies = 2
-            if contact.kind == "support":
+            if not support_case:
+                for number in range(1, sales_exchanges + 1):
+                    later = at + timedelta(hours=3 * number)
+                    message("inbox", customer, us, later, "RE: " + contact.subject, [])
+                    message("sentitems", us, customer, later + timedelta(hours=1), "RE:", [])
+            if support_case:
                 truth.incidents.append(TrueIncident(person.email, at, replies))
         if person.index % 7 == 0:
             # Internal mail: colleagues about the customer; never a customer address.
@@ -419,6 +428,7 @@ class GraphServer(SandboxServer):
         )
         self.tenant = tenant
         self._batch_numbers = itertools.count()
+        self._passes: dict[tuple[str, str, int, int, int], list[Item]] = {}
         self.batch_throttled = 0
         """Requests inside $batch answered 429 (each counted in ``throttle.rejected`` too)."""
         self._routes_for_graph()
@@ -615,16 +625,23 @@ class GraphServer(SandboxServer):
         since, offset = int(state["s"]), int(state.get("o", 0))
         upto = int(state.get("u", mailbox.seq))
         initial = since == 0
-        changed = sorted(
-            (
-                item
-                for item in items.values()
-                if item.folder_id == folder
-                and since < item.seq <= upto
-                and not (initial and item.deleted)
-            ),
-            key=lambda item: (item.seq, item.id),
-        )
+        # The pages of one pass share the list (recomputed only when the mailbox changed).
+        key = (mailbox.address, folder, since, upto, mailbox.seq)
+        changed = self._passes.get(key)
+        if changed is None:
+            changed = sorted(
+                (
+                    item
+                    for item in items.values()
+                    if item.folder_id == folder
+                    and since < item.seq <= upto
+                    and not (initial and item.deleted)
+                ),
+                key=lambda item: (item.seq, item.id),
+            )
+            if len(self._passes) > 64:
+                self._passes.clear()
+            self._passes[key] = changed
         size = _page_size(request)
         page = changed[offset : offset + size]
         values = []
