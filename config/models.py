@@ -42,7 +42,8 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
 
 
-def _source_name(value: str) -> str:
+def check_source_name(value: str) -> str:
+    """A source name becomes the ledger's ``system``: short, lower-case, no spaces."""
     if not _SOURCE_NAME.match(value):
         raise ValueError(
             "use lower-case letters, digits, '-' or '_', starting with a letter (max 40)"
@@ -149,7 +150,7 @@ class CsvSource(StrictModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        return _source_name(value)
+        return check_source_name(value)
 
 
 # QuickBooks Online's published throttle per company (realm): 500 requests a minute, 10 at
@@ -234,10 +235,215 @@ class QuickBooksSource(StrictModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        return _source_name(value)
+        return check_source_name(value)
 
 
-SourceConfig = Annotated[CsvSource | QuickBooksSource, Field(discriminator="type")]
+_MAILBOX = r"^[^@\s]+@[^@\s]+$"
+_CATEGORY_COLOR = r"^(preset([0-9]|1[0-9]|2[0-4])|none)$"
+
+GRAPH_AUTHORITY_HOST = "https://login.microsoftonline.com"
+GRAPH_URL = "https://graph.microsoft.com/v1.0"
+# Outlook resources in Graph: 4 concurrent requests and 10,000 requests per 10 minutes per app
+# and mailbox ("Microsoft Graph service-specific throttling limits", Outlook service limits).
+GRAPH_MAX_CONCURRENT = 4
+GRAPH_MAX_REQUESTS = 10_000
+GRAPH_WINDOW = "10m"
+GRAPH_PAGE_SIZE = 100
+GRAPH_BATCH_SIZE = 20
+"""Graph's JSON $batch takes at most 20 requests."""
+
+
+class MailboxFolders(StrictModel):
+    """Folders of one mailbox: display names, or well-known names such as ``inbox``."""
+
+    mailbox: str = Field(pattern=_MAILBOX, description="The mailbox's SMTP address.")
+    folders: list[str] = Field(min_length=1, description="Folder names in that mailbox.")
+
+
+class OutlookCategory(StrictModel):
+    """An Outlook category: its name in the master category list and its colour preset."""
+
+    name: str = Field(min_length=1, max_length=255)
+    color: str = Field(
+        default="preset0",
+        pattern=_CATEGORY_COLOR,
+        description="preset0 (red) ... preset24, or none; Outlook's colour presets.",
+    )
+
+
+class StageCategories(StrictModel):
+    """One pushed field's value picks the contact's clm-sync category."""
+
+    enabled: bool = Field(default=True, description="Set false to leave categories alone.")
+    field: str = Field(description="A `field` of push.fields whose value picks the category.")
+    values: dict[str, OutlookCategory] = Field(
+        default_factory=dict, description="Field value -> category name and colour."
+    )
+
+
+class CreateContacts(StrictModel):
+    """Where contacts are created for ledger customers that have none in Outlook."""
+
+    mailbox: str = Field(pattern=_MAILBOX, description="The mailbox that gets the contacts.")
+    folder: str = Field(default="Contacts", description="Its contact folder (display name).")
+
+
+class OutlookPushConfig(PushConfig):
+    """What goes onto Outlook contacts: named properties, a category, a notes block."""
+
+    batch_size: int = Field(
+        default=GRAPH_BATCH_SIZE,
+        ge=1,
+        le=GRAPH_BATCH_SIZE,
+        description="Contacts written per batch request (Graph's $batch takes at most 20).",
+    )
+    properties: bool = Field(
+        default=True, description="Write each field as a named property in PS_PUBLIC_STRINGS."
+    )
+    notes: bool = Field(default=True, description="Keep a clm-sync block in the contact notes.")
+    categories: StageCategories | None = Field(
+        default=None, description="A category per value of one field (lifecycle stage)."
+    )
+    create_contacts: CreateContacts | None = Field(
+        default=None,
+        description="Create contacts for customers with an e-mail but no contact; empty: off.",
+    )
+
+
+class SupportRule(StrictModel):
+    """Which conversations are support incidents, and when an incident is closed."""
+
+    mailboxes: list[str] = Field(
+        default_factory=list, description="Every conversation in these mailboxes is support."
+    )
+    folders: list[str] = Field(
+        default_factory=list, description="Every conversation in these folders is support."
+    )
+    category: str | None = Field(
+        default=None, description="A message category that makes its conversation support."
+    )
+    quiet_days: int = Field(
+        default=3,
+        ge=0,
+        le=365,
+        description="Closed when our reply is the last message and the customer stayed quiet "
+        "this many days.",
+    )
+    resolved_category: str | None = Field(
+        default="Resolved", description="A message category that closes the incident at once."
+    )
+    cost: Decimal = Field(default=Decimal(0), ge=0, description="Cost of one incident.")
+    cost_per_reply: Decimal = Field(
+        default=Decimal(0), ge=0, description="Added cost for each reply of ours."
+    )
+
+
+class OutlookLimits(StrictModel):
+    """The client-side limiter, per mailbox; defaults are Graph's published Outlook limits."""
+
+    max_concurrent: int = Field(default=GRAPH_MAX_CONCURRENT, ge=1, le=64)
+    max_requests: int = Field(default=GRAPH_MAX_REQUESTS, ge=1)
+    window: str = Field(default=GRAPH_WINDOW, description="The window max_requests counts in.")
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class OutlookSource(StrictModel):
+    """What the two Outlook back-ends share: mailboxes, folders, support rule, push."""
+
+    name: str = Field(description="Unique short name; it becomes the `system` in the ledger.")
+    schedule: Schedule = Field(default_factory=Schedule)
+    contacts: list[MailboxFolders] = Field(
+        default_factory=list, description="Contact folders read as customers."
+    )
+    conversations: list[MailboxFolders] = Field(
+        default_factory=list, description="Mail folders read as conversations with customers."
+    )
+    own_domains: list[str] = Field(
+        min_length=1, description="The business's own e-mail domains: never customers."
+    )
+    body_preview: bool = Field(
+        default=False, description="Keep Outlook's short body preview (complaint signals)."
+    )
+    support: SupportRule = Field(default_factory=SupportRule)
+    page_size: int = Field(default=GRAPH_PAGE_SIZE, ge=1, le=1000)
+    push: OutlookPushConfig = Field(default_factory=OutlookPushConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return check_source_name(value)
+
+    @field_validator("own_domains")
+    @classmethod
+    def _lower_domains(cls, value: list[str]) -> list[str]:
+        return [domain.strip().lower().lstrip("@") for domain in value]
+
+    @model_validator(mode="after")
+    def _category_field_is_pushed(self) -> OutlookSource:
+        rule = self.push.categories
+        if rule is not None and rule.field not in {f.field for f in self.push.fields}:
+            raise ValueError(
+                f"push.categories.field {rule.field!r} is not a `field` of push.fields; "
+                "the category follows one of the pushed values"
+            )
+        return self
+
+
+class GraphSource(OutlookSource):
+    """Microsoft 365 mailboxes through Microsoft Graph (app-only, client credentials)."""
+
+    type: Literal["graph"]
+    tenant_id: str = Field(min_length=1, description="Directory (tenant) id of the app.")
+    client_id: str = Field(min_length=1, description="Application (client) id.")
+    client_secret: str = Field(min_length=1, repr=False, description="Client secret value.")
+    authority_host: str = Field(default=GRAPH_AUTHORITY_HOST)
+    graph_url: str = Field(default=GRAPH_URL)
+    limits: OutlookLimits = Field(default_factory=OutlookLimits)
+
+
+EWS_MAX_SYNC_CHANGES = 512
+"""SyncFolderItems returns at most 512 changes a call."""
+
+
+class EwsSource(OutlookSource):
+    """On-premises Exchange Server mailboxes through EWS (a service account with access)."""
+
+    type: Literal["ews"]
+    ews_url: str = Field(description="https://mail.example.com/EWS/Exchange.asmx")
+    username: str = Field(min_length=1, description="The service account (DOMAIN\\user or UPN).")
+    password: str = Field(min_length=1, repr=False, description="Its password.")
+    auth_type: Literal["ntlm", "basic"] = Field(
+        default="ntlm", description="How the account signs in to EWS."
+    )
+    impersonation: bool = Field(
+        default=False,
+        description="Use the ApplicationImpersonation role instead of delegate access.",
+    )
+    max_connections: int = Field(
+        default=4, ge=1, le=27, description="Concurrent EWS connections (throttling)."
+    )
+    max_wait: str = Field(
+        default="5m", description="How long to keep retrying when Exchange says it is busy."
+    )
+
+    @field_validator("max_wait")
+    @classmethod
+    def _check_wait(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+# A one-member discriminated union already validates as a tagged union (pydantic >= 2.7: an
+# unknown `type` is a `union_tag_invalid` error listing the known tags); later source types
+# are added as `CsvSource | OtherSource` inside the Annotated.
+SourceConfig = Annotated[
+    CsvSource | QuickBooksSource | GraphSource | EwsSource, Field(discriminator="type")
+]
 
 
 class LoggingConfig(StrictModel):

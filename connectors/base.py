@@ -18,7 +18,7 @@ Two kinds of stream:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -93,6 +93,46 @@ class Writer(Protocol):
 
     def write(self, updates: Sequence[FieldUpdate]) -> Sequence[WriteResult]:
         """Send one batch (at most ``max_batch`` updates) and report each one's fate."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    """A ledger customer the remote system has no record of, with the values to give it."""
+
+    ledger_id: int
+    email: str
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    phone: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+    """The pushed fields' values, by field name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """How one creation fared: the new record's external id, or the error."""
+
+    customer: NewCustomer
+    external_id: str | None
+    error: str | None = None
+
+
+@runtime_checkable
+class Creating(Protocol):
+    """A writer that can also create remote records for customers that have none there."""
+
+    max_batch: int
+
+    @property
+    def creates(self) -> bool:
+        """Whether the source's YAML turned creation on."""
+        ...
+
+    def create(self, customers: Sequence[NewCustomer]) -> Sequence[Created]:
+        """Create one record per customer (at most ``max_batch``), with its values set."""
         ...
 
 

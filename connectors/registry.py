@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from config.models import AppConfig, CsvSource, QuickBooksSource, SourceConfig
+from config.models import (
+    AppConfig,
+    CsvSource,
+    EwsSource,
+    GraphSource,
+    QuickBooksSource,
+    SourceConfig,
+)
 from connectors.base import Connector, ConnectorContext
 from connectors.csv import CsvConnector
+from connectors.ews import EwsConnector
+from connectors.graph import GraphConnector
 from connectors.quickbooks import QuickBooksConnector
 
 
@@ -15,3 +24,7 @@ def build_connector(source: SourceConfig, app: AppConfig, context: ConnectorCont
             return CsvConnector(source, app)
         case QuickBooksSource():
             return QuickBooksConnector(source, app, context)
+        case GraphSource():
+            return GraphConnector(source)
+        case EwsSource():
+            return EwsConnector(source)

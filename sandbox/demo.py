@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
+from sandbox.ews import start_demo_exchange
+from sandbox.graph import start_demo_tenant
 from sandbox.quickbooks_demo import start_demo_company
 from sandbox.synthetic import BusinessSpec, write_csv_folder
 from sync.export import EXPORT_COLUMNS, customer_rows
@@ -49,7 +51,7 @@ Called with the business, the demo folder and an exit stack that lives as long a
 cycle (register the server's stop on it); returns a YAML list item indented for `sources:`.
 """
 
-DEMO_SOURCES: list[DemoSource] = [start_demo_company]
+DEMO_SOURCES: list[DemoSource] = [start_demo_company, start_demo_tenant, start_demo_exchange]
 """The stand-ins `clm-sync demo` runs next to the CSV export, in this order."""
 
 

@@ -22,15 +22,27 @@ from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, upda
 
 from clm_metrics import METRICS
 from config.models import AppConfig, PushField
-from connectors.base import Writer
+from connectors.base import Creating, NewCustomer, Writer
 from connectors.errors import ConnectorError
 from connectors.records import FieldUpdate
-from sync.ledger import CustomerLink, CustomerMetrics, PushState, SourceCustomerRow
+from sync.ledger import (
+    CustomerLink,
+    CustomerMetrics,
+    LedgerCustomer,
+    PushState,
+    SourceCustomerRow,
+)
 
 _SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
 _LINK = CustomerLink.__table__  # type: ignore[attr-defined]
 _METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
 _STATE = PushState.__table__  # type: ignore[attr-defined]
+_CUSTOMER = LedgerCustomer.__table__  # type: ignore[attr-defined]
+
+CREATED_FIELD = "__created"
+"""The push_state row (external id ``ledger:<id>``) saying a remote record was created for a
+ledger customer, with the new record's id as its value: never created twice."""
+_IDENTITY = ("name", "first_name", "last_name", "company", "email", "phone")
 
 CUSTOMER_CHUNK = 500
 PLAN_SAMPLE = 1_000
@@ -83,6 +95,8 @@ class PushResult:
     planned: int = 0
     pushed: int = 0
     failed: int = 0
+    created: int = 0
+    """Remote records created for customers that had none (where the source asks for it)."""
     sample: list[FieldUpdate] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -92,7 +106,7 @@ class PushResult:
 
 
 def _customer_chunks(connection: Connection, system: str) -> Iterator[list[tuple[str, str]]]:
-    """(remote id, figures JSON) of the system's live, linked customers, by remote id."""
+    """(remote id, figures JSON) of the system's live, linked, non-guest customers, by id."""
     after = ""
     while True:
         rows = list(
@@ -103,6 +117,9 @@ def _customer_chunks(connection: Connection, system: str) -> Iterator[list[tuple
                 .where(
                     _SOURCE.c.system == system,
                     _SOURCE.c.deleted.is_(False),
+                    # A guest (an e-mail correspondent, a guest checkout) has no remote
+                    # record to write to.
+                    _SOURCE.c.guest.is_(False),
                     _SOURCE.c.external_id > after,
                 )
                 .order_by(_SOURCE.c.external_id)
@@ -213,4 +230,109 @@ def push_system(
                 result.failed += len(batch) - len(accepted)
                 if accepted:
                     _remember(engine, system, accepted, now)
+    if not dry_run and isinstance(writer, Creating) and writer.creates:
+        _create_missing(engine, system, writer, fields, now, result)
     return result
+
+
+def _missing_customers(connection: Connection, system: str) -> list[int]:
+    """Live ledger customers without a live record of their own in ``system``, not yet created
+    there by us."""
+    has_record = (
+        select(_LINK.c.ledger_customer_id)
+        .join(_SOURCE, _SOURCE.c.id == _LINK.c.source_customer_id)
+        .where(_SOURCE.c.system == system, _SOURCE.c.deleted.is_(False), _SOURCE.c.guest.is_(False))
+    )
+    candidates = connection.execute(
+        select(_CUSTOMER.c.id)
+        .where(_CUSTOMER.c.retired_at.is_(None), _CUSTOMER.c.id.not_in(has_record))
+        .order_by(_CUSTOMER.c.id)
+    ).scalars()
+    created = {
+        external_id
+        for external_id in connection.execute(
+            select(_STATE.c.external_id).where(
+                _STATE.c.system == system, _STATE.c.field == CREATED_FIELD
+            )
+        ).scalars()
+    }
+    return [ledger_id for ledger_id in candidates if f"ledger:{ledger_id}" not in created]
+
+
+def _new_customers(
+    connection: Connection, ids: Sequence[int], fields: Sequence[PushField]
+) -> list[NewCustomer]:
+    """Who they are (the first known value of each attribute across their records) and the
+    figures they should show; customers without an e-mail are left out (nothing would link
+    the new record back to them)."""
+    known: dict[int, dict[str, Any]] = {ledger_id: {} for ledger_id in ids}
+    rows = connection.execute(
+        select(_LINK.c.ledger_customer_id, *(getattr(_SOURCE.c, name) for name in _IDENTITY))
+        .join(_SOURCE, _SOURCE.c.id == _LINK.c.source_customer_id)
+        .where(_LINK.c.ledger_customer_id.in_(ids), _SOURCE.c.deleted.is_(False))
+        .order_by(_LINK.c.ledger_customer_id, _SOURCE.c.id)
+    ).tuples()
+    for ledger_id, *cells in rows:
+        for name, value in zip(_IDENTITY, cells, strict=True):
+            if value and name not in known[ledger_id]:
+                known[ledger_id][name] = value
+    figures = {
+        ledger_id: values_json
+        for ledger_id, values_json in connection.execute(
+            select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json).where(
+                _METRICS.c.ledger_customer_id.in_(ids)
+            )
+        ).tuples()
+    }
+    found = []
+    for ledger_id in ids:
+        identity = known[ledger_id]
+        if not identity.get("email"):
+            continue
+        metrics = json.loads(figures.get(ledger_id) or "{}")
+        values = {m.field: render(metrics.get(m.metric), m.format) for m in fields}
+        found.append(
+            NewCustomer(ledger_id, values={k: v for k, v in values.items() if v}, **identity)
+        )
+    return found
+
+
+def _create_missing(
+    engine: Engine,
+    system: str,
+    writer: Creating,
+    fields: Sequence[PushField],
+    now: datetime,
+    result: PushResult,
+) -> None:
+    """Create remote records for customers that have none, and remember what they got."""
+    with engine.connect() as connection:
+        missing = _missing_customers(connection, system)
+    for start in range(0, len(missing), CUSTOMER_CHUNK):
+        with engine.connect() as connection:
+            customers = _new_customers(connection, missing[start : start + CUSTOMER_CHUNK], fields)
+        for first in range(0, len(customers), writer.max_batch):
+            try:
+                outcomes = writer.create(customers[first : first + writer.max_batch])
+            except ConnectorError as error:
+                result.note_error(str(error))
+                return
+            remembered: list[FieldUpdate] = []
+            for outcome in outcomes:
+                if outcome.external_id is None:
+                    result.note_error(
+                        f"ledger customer {outcome.customer.ledger_id}: {outcome.error}"
+                    )
+                    continue
+                result.created += 1
+                remembered.append(
+                    FieldUpdate(
+                        f"ledger:{outcome.customer.ledger_id}", CREATED_FIELD, outcome.external_id
+                    )
+                )
+                remembered += [
+                    FieldUpdate(outcome.external_id, name, value)
+                    for name, value in outcome.customer.values.items()
+                ]
+            if remembered:
+                _remember(engine, system, remembered, now)

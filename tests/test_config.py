@@ -25,8 +25,13 @@ from config import (
 from config.errors import ConfigProblem
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
-EXAMPLE_SECRETS = {"QUICKBOOKS_CLIENT_ID": "app-id", "QUICKBOOKS_CLIENT_SECRET": "app-secret"}
-"""The environment variables the example's QuickBooks source refers to."""
+EXAMPLE_SECRETS = {
+    "QUICKBOOKS_CLIENT_ID": "app-id",
+    "QUICKBOOKS_CLIENT_SECRET": "app-secret",
+    "CLM_GRAPH_CLIENT_SECRET": "example-secret",
+    "CLM_EWS_PASSWORD": "example",
+}
+"""The environment the example's ${...} secrets come from."""
 
 MINIMAL = """\
 ledger: sqlite:///var/lib/clm-sync/ledger.db
@@ -314,8 +319,8 @@ def test_file_references_and_literal_dollar_brace(tmp_path: Path) -> None:
     )
     config = load_config(path, {"ENC": "utf"})
 
-    source = config.sources[0]
     assert config.ledger == "postgresql://clm:pw 1@db/clm"
+    source = config.sources[0]
     assert isinstance(source, CsvSource)
     assert source.date_format == "${HOME} %d.%m.%Y"
     assert source.encoding == "utf-8"

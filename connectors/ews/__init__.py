@@ -1,0 +1,59 @@
+"""On-premises Exchange Server mailboxes through EWS with exchangelib (``type: ews``).
+
+The same streams and the same pushed fields as the Graph back-end
+(:mod:`connectors.outlook`), over SyncFolderItems, FindItem, GetItem and UpdateItem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from config.models import EwsSource
+from connectors.base import Stream, Writer
+from connectors.ews.backend import EwsMail
+from connectors.ews.client import EwsClient
+from connectors.ews.writer import EwsWriter
+from connectors.outlook.streams import (
+    ContactFolderStream,
+    CorrespondentStream,
+    IncidentStream,
+    MessageFolderStream,
+)
+
+__all__ = ["EwsConnector"]
+
+
+class EwsConnector:
+    def __init__(self, source: EwsSource, now: Callable[[], datetime] | None = None) -> None:
+        self.system = source.name
+        self.source = source
+        self.client = EwsClient(source)
+        self.mail = EwsMail(self.client, source)
+        self._now = now
+        rule = source.push.categories
+        self.managed = {c.name for c in rule.values.values()} if rule is not None else set()
+        self._writer: EwsWriter | None = None
+
+    def streams(self) -> Sequence[Stream]:
+        contacts: list[Stream] = [
+            ContactFolderStream(self.mail, entry.mailbox, folder, self.managed)
+            for entry in self.source.contacts
+            for folder in entry.folders
+        ]
+        messages: list[Stream] = [
+            MessageFolderStream(self.mail, self.source, entry.mailbox, folder)
+            for entry in self.source.conversations
+            for folder in entry.folders
+        ]
+        incidents: list[Stream] = [
+            IncidentStream(self.mail, self.source, entry.mailbox, entry.folders, self._now)
+            for entry in self.source.conversations
+        ]
+        people: list[Stream] = [CorrespondentStream(self.mail, self.source)] if messages else []
+        return [*contacts, *people, *messages, *incidents]
+
+    def writer(self) -> Writer | None:
+        if self._writer is None:
+            self._writer = EwsWriter(self.client, self.mail, self.source)
+        return self._writer

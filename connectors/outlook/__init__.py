@@ -1,0 +1,1 @@
+"""What the two Outlook back-ends (Graph, EWS) share: streams, incident rule, writes."""
