@@ -225,6 +225,7 @@ def print_outcome(outcome: CycleOutcome) -> None:
     for pushed in step.pushes:
         console.print(
             f"Push to {pushed.system}: {pushed.pushed:,} values written, {pushed.failed:,} failed"
+            + (f", {pushed.guests_skipped:,} guests skipped" if pushed.guests_skipped else "")
         )
     if step.error:
         errors.print(f"[red]{step.status}:[/] {step.error}", highlight=False, markup=True)
@@ -550,7 +551,9 @@ def push(
         verb = "would write" if dry_run else "wrote"
         console.print(
             f"{result.system}: {verb} {result.planned if dry_run else result.pushed:,} "
-            f"values" + ("" if dry_run else f", {result.failed:,} failed")
+            f"values"
+            + ("" if dry_run else f", {result.failed:,} failed")
+            + (f", {result.guests_skipped:,} guests skipped" if result.guests_skipped else "")
         )
     if not dry_run and any(result.failed for result in results):
         raise typer.Exit(EXIT_FAILED)

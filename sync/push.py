@@ -18,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 
 from clm_metrics import METRICS
 from config.models import AppConfig, PushField
@@ -83,6 +83,8 @@ class PushResult:
     planned: int = 0
     pushed: int = 0
     failed: int = 0
+    guests_skipped: int = 0
+    """Linked customers the system keeps no record for (guest checkouts): nothing to write."""
     sample: list[FieldUpdate] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -103,6 +105,7 @@ def _customer_chunks(connection: Connection, system: str) -> Iterator[list[tuple
                 .where(
                     _SOURCE.c.system == system,
                     _SOURCE.c.deleted.is_(False),
+                    _SOURCE.c.guest.is_(False),
                     _SOURCE.c.external_id > after,
                 )
                 .order_by(_SOURCE.c.external_id)
@@ -190,6 +193,15 @@ def push_system(
     """Send one system its changed values (or, with ``dry_run``, only count and sample them)."""
     result = PushResult(system)
     with engine.connect() as connection:
+        result.guests_skipped = connection.execute(
+            select(func.count())
+            .select_from(_SOURCE)
+            .where(
+                _SOURCE.c.system == system,
+                _SOURCE.c.deleted.is_(False),
+                _SOURCE.c.guest.is_(True),
+            )
+        ).scalar_one()
         for updates in plan_updates(connection, system, fields):
             result.planned += len(updates)
             if dry_run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from textwrap import dedent
@@ -97,8 +98,14 @@ def _undocumented(model: type[BaseModel], node: Any, where: str) -> list[str]:
     return missing
 
 
+def example_environment() -> dict[str, str]:
+    """A value for every ${NAME} the example refers to outside comments."""
+    lines = [line.split("#", 1)[0] for line in EXAMPLE.read_text(encoding="utf-8").splitlines()]
+    return dict.fromkeys(re.findall(r"\$\{([A-Za-z_]\w*)\}", "\n".join(lines)), "example")
+
+
 def test_example_loads_and_documents_every_key() -> None:
-    config = load_config(EXAMPLE, {})
+    config = load_config(EXAMPLE, example_environment())
     tree = YAML(typ="rt").load(EXAMPLE.read_text(encoding="utf-8"))
 
     assert any(isinstance(source, CsvSource) for source in config.sources)
@@ -114,7 +121,7 @@ def test_example_postgresql_line_takes_the_password_from_the_environment(tmp_pat
     path = tmp_path / "clm-sync.yaml"
     path.write_text(text.replace(active, commented.removeprefix("# ")), encoding="utf-8")
 
-    config = load_config(path, {"CLM_SYNC_DB_PASSWORD": "pw-Zq81x"})
+    config = load_config(path, example_environment() | {"CLM_SYNC_DB_PASSWORD": "pw-Zq81x"})
 
     assert config.ledger.startswith("postgresql://") and "pw-Zq81x" in config.ledger
     assert "pw-Zq81x" not in repr(config)
@@ -313,6 +320,7 @@ def test_file_references_and_literal_dollar_brace(tmp_path: Path) -> None:
     config = load_config(path, {"ENC": "utf"})
 
     assert config.ledger == "postgresql://clm:pw 1@db/clm"
+    assert isinstance(config.sources[0], CsvSource)
     assert config.sources[0].date_format == "${HOME} %d.%m.%Y"
     assert config.sources[0].encoding == "utf-8"
 
@@ -350,7 +358,7 @@ def test_relative_paths_start_at_the_config_folder(
     config = load_config(Path("etc/clm-sync.yaml"), {})
 
     assert config.ledger == f"sqlite:///{folder}/data/ledger.db"
-    assert [source.path for source in config.sources] == [
+    assert [source.path for source in config.sources if isinstance(source, CsvSource)] == [
         folder / "exports",
         tmp_path / "elsewhere",
     ]
