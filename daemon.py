@@ -313,10 +313,19 @@ def _trigger_arguments(source: SourceConfig) -> dict[str, object]:
 
 
 @app.command()
-def run(config: ConfigOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    webhook_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Listen for shop webhooks on this port (daemon.webhooks)."
+        ),
+    ] = None,
+) -> None:
     """Run as a service: pull each source on its schedule, then reconcile, compute and push.
 
-    SIGTERM or SIGINT finish the current page, commit it and exit 0.
+    SIGTERM or SIGINT finish the current page, commit it and exit 0. A verified shop webhook
+    starts its source's cycle early.
     """
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -369,8 +378,18 @@ def run(config: ConfigOption = None) -> None:
         log.info(
             "clm-sync running with %d source(s); SIGTERM or Ctrl-C stops it", len(settings.sources)
         )
-        while not stop.wait(1.0):
-            pass
+        listening = settings.daemon.webhooks
+        port = webhook_port or listening.port
+        with contextlib.ExitStack() as listener:
+            if port:
+                from sync.webhooks import WebhookListener
+
+                def run_now(source_name: str) -> None:
+                    scheduler.modify_job(source_name, next_run_time=datetime.now(UTC))
+
+                listener.enter_context(WebhookListener(settings, listening.host, port, run_now))
+            while not stop.wait(1.0):
+                pass
         log.info("stopping: waiting for the current page to be committed")
         scheduler.shutdown(wait=True)
     log.info("clm-sync stopped")

@@ -305,11 +305,24 @@ class LoggingConfig(StrictModel):
     file: Path | None = Field(default=None, description="Log file; standard error if unset.")
 
 
+class WebhookListener(StrictModel):
+    """Where `clm-sync run` listens for shop webhooks (POST /webhooks/SOURCE-NAME)."""
+
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="TCP port; empty: no listener."
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; put a TLS reverse proxy in front of it.",
+    )
+
+
 class DaemonConfig(StrictModel):
     misfire_grace: str = Field(
         default=DEFAULT_MISFIRE_GRACE,
         description="A run that is late by less than this still runs (after a pause, say).",
     )
+    webhooks: WebhookListener = Field(default_factory=WebhookListener)
 
     @field_validator("misfire_grace")
     @classmethod
