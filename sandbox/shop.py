@@ -145,9 +145,13 @@ class ShopBusiness:
         }
 
 
-def build_shop(spec: BusinessSpec, seed: int | None = None) -> ShopBusiness:
-    """The shop of ``spec``'s persons (deterministic for a spec and seed)."""
-    rng = random.Random(f"{spec.seed if seed is None else seed}:shop")
+def build_shop(spec: BusinessSpec, storefront: tuple[int, int] = (0, 1)) -> ShopBusiness:
+    """The shop of ``spec``'s persons (deterministic for a spec).
+
+    ``storefront`` ``(k, n)`` keeps the persons whose index is ``k`` modulo ``n``: a business
+    with two shops serves half its persons from each.
+    """
+    rng = random.Random(f"{spec.seed}:shop:{storefront[0]}")
     customers: dict[int, ShopCustomer] = {}
     orders: dict[int, ShopOrder] = {}
     referrals: dict[str, set[TrueReferral]] = {style: set() for style in REFERRAL_STYLES}
@@ -155,6 +159,8 @@ def build_shop(spec: BusinessSpec, seed: int | None = None) -> ShopBusiness:
     order_id, number, last_moment = ORDER_ID_BASE, FIRST_ORDER_NUMBER, spec.origin
     next_refund = REFUND_ID_BASE
     for person in generate_persons(spec):
+        if person.index % storefront[1] != storefront[0]:
+            continue
         guest = person.email is not None and rng.random() < GUEST_SHARE
         customer_id: int | None = None
         if not guest:
