@@ -20,6 +20,7 @@ are visible; without protected-customer-data access, customer fields are refused
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 import threading
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sandbox.http import Faults, Request, Response, SandboxServer
@@ -42,6 +43,7 @@ NODE_COST = {"customers": 4, "orders": 6}
 """Points one node of each connection costs (its object fields); a page costs 2 + first * it."""
 MUTATION_COST = 10
 _FILTER = re.compile(r"updated_at:>=?'?([0-9T:.+Z-]+)'?")
+Key = tuple[datetime, int]
 _ROOT = re.compile(r"\b(customers|orders)\s*\(")
 
 
@@ -115,12 +117,15 @@ class ShopifyStandIn:
     clock: Callable[[], float] = time.monotonic
     throttled: int = 0
     over_cost: int = 0
+    points: int = 0
+    """Query cost actually charged, in all."""
     queries: dict[str, int] = field(default_factory=dict)
     definitions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     definitions_created: int = 0
     metafield_calls: int = 0
     url: str = ""
     _bucket: _Bucket | None = None
+    _index: tuple[Any, list[ShopCustomer | ShopOrder], list[Key]] | None = None
     _bulk: dict[int, _BulkOperation] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -185,6 +190,7 @@ class ShopifyStandIn:
             bucket.available += requested
             return self._errors(str(denied), "ACCESS_DENIED", requested)
         bucket.available += requested - actual
+        self.points += actual
         cost = {"requestedQueryCost": requested, "actualQueryCost": actual}
         return Response.json(
             {"data": data, "extensions": {"cost": cost | {"throttleStatus": bucket.status()}}}
@@ -263,21 +269,29 @@ class ShopifyStandIn:
             )
         return self.shop.customers.values()
 
+    def _sorted(self, connection: str) -> tuple[list[ShopCustomer | ShopOrder], list[Key]]:
+        """The visible items by (updated_at, id), kept until the shop changes."""
+        version = (connection, len(self.shop.customers), len(self.shop.orders), self.shop.clock)
+        if self._index is None or self._index[0] != version:
+            items: list[ShopCustomer | ShopOrder] = list(
+                self._visible_customers() if connection == "customers" else self._visible_orders()
+            )
+            items.sort(key=lambda item: (item.updated_at, item.id))
+            self._index = (version, items, [(item.updated_at, item.id) for item in items])
+        return self._index[1], self._index[2]
+
     def _connection(self, connection: str, variables: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        items: list[ShopCustomer | ShopOrder] = list(
-            self._visible_customers() if connection == "customers" else self._visible_orders()
-        )
+        items, keys = self._sorted(connection)
+        start = 0
         match = _FILTER.search(str(variables.get("query") or ""))
         if match:
             since = datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
-            items = [item for item in items if item.updated_at >= since]
-        items.sort(key=lambda item: (item.updated_at, item.id))
+            start = bisect.bisect_left(keys, (since, -1))
         after = variables.get("after")
         if after:
-            position = _unposition(after)
-            items = [item for item in items if (item.updated_at, item.id) > position]
+            start = max(start, bisect.bisect_right(keys, _unposition(after)))
         first = int(variables["first"])
-        page, more = items[:first], len(items) > first
+        page, more = items[start : start + first], len(items) > start + first
         nodes = [self._node(item) for item in page]
         end = _position(page[-1].updated_at, page[-1].id) if page else None
         data = {
@@ -440,7 +454,7 @@ def _type_problem(kind: str, value: str) -> tuple[str, str] | None:
             int(value)
         elif kind == "date":
             datetime.strptime(value, "%Y-%m-%d")
-    except ValueError:
+    except (ValueError, InvalidOperation):
         return "INVALID_VALUE", f"Value must be a valid {kind}."
     return None
 

@@ -16,7 +16,9 @@ a host that drops the ``Authorization`` header. 429/5xx/cut-off switches come fr
 from __future__ import annotations
 
 import base64
+import bisect
 import math
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +66,7 @@ class WooStandIn:
     strip_authorization: bool = False
     requests: dict[str, int] = field(default_factory=dict)
     batch_calls: int = 0
+    _index: tuple[Any, list[ShopOrder], list[tuple[datetime, int]]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def server(self, faults: Faults | None = None) -> SandboxServer:
@@ -134,19 +137,25 @@ class WooStandIn:
         customers = sorted(self.shop.customers.values(), key=lambda customer: customer.id)
         return self._paged(request, customers, customer_item)
 
+    def _by_modified(self) -> tuple[list[ShopOrder], list[tuple[datetime, int]]]:
+        """Orders by (modified, id), kept until the shop changes."""
+        version = (len(self.shop.orders), self.shop.clock)
+        if self._index is None or self._index[0] != version:
+            orders = sorted(self.shop.orders.values(), key=lambda o: (o.updated_at, o.id))
+            self._index = (version, orders, [(order.updated_at, order.id) for order in orders])
+        return self._index[1], self._index[2]
+
     def orders(self, request: Request) -> Response:
-        orders = list(self.shop.orders.values())
+        orders, keys = self._by_modified()
         after = request.arg("modified_after")
         if after:
             since = datetime.fromisoformat(after)
             since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
-            orders = [order for order in orders if order.updated_at > since]
-        if request.arg("orderby") == "modified":
-            orders.sort(key=lambda order: (order.updated_at, order.id))
-        else:
-            orders.sort(key=lambda order: order.id)
+            orders = orders[bisect.bisect_right(keys, (since, sys.maxsize)) :]
+        if request.arg("orderby") != "modified":
+            orders = sorted(orders, key=lambda order: order.id)
         if request.arg("order") == "desc":
-            orders.reverse()
+            orders = orders[::-1]
         currency = self.shop.currency
         return self._paged(request, orders, lambda order: order_item(order, currency))
 

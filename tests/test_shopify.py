@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from config.models import ShopifySource
 from connectors.errors import AuthError
-from connectors.records import SourceReferral
+from connectors.records import FieldUpdate, SourceReferral
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import CostBudget, PageSizer, ShopifyClient
@@ -305,3 +305,31 @@ def test_plain_http_to_another_host_is_refused() -> None:
 
     with pytest.raises(SourceError, match="https"):
         connector_for(source_settings("http://shop.example.com"))
+
+
+def test_a_refused_metafield_fails_alone_and_an_empty_value_deletes(
+    shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    _, server = stand_in
+    writer = connector_for(source_settings(server.url)).writer()
+    assert writer is not None and writer.max_batch == 25
+    first, second = sorted(shop.customers)[:2]
+    results = writer.write(
+        [
+            FieldUpdate(str(first), "lifetime_revenue", "12.50"),
+            FieldUpdate("999", "lifetime_revenue", "1.00"),
+            FieldUpdate(str(second), "lifetime_revenue", "not a number"),
+            FieldUpdate("guest:ann@example.com", "orders", "3"),
+        ]
+    )
+    errors = {result.update.external_id: result.error for result in results}
+
+    assert errors[str(first)] is None
+    assert "Owner does not exist" in (errors["999"] or "")
+    assert "number_decimal" in (errors[str(second)] or "")
+    assert "guest" in (errors["guest:ann@example.com"] or "")
+    key = ("clm_sync", "lifetime_revenue")
+    assert shop.customers[first].metafields[key] == ("number_decimal", "12.50")
+
+    (deleted,) = writer.write([FieldUpdate(str(first), "lifetime_revenue", "")])
+    assert deleted.error is None and key not in shop.customers[first].metafields

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from config.models import WooCommerceSource
 from connectors.errors import SourceError
-from connectors.records import SourceReferral
+from connectors.records import FieldUpdate, SourceReferral
 from connectors.woocommerce import WooCommerceConnector
 from connectors.woocommerce.client import WooClient
 from sandbox.http import Faults, SandboxServer
@@ -220,3 +220,24 @@ def test_a_stripped_authorization_header_falls_back_to_the_query_string(
 def test_plain_http_to_another_host_is_refused() -> None:
     with pytest.raises(SourceError, match="https"):
         connector_for(source_settings("http://shop.example.com"))
+
+
+def test_meta_data_goes_in_batches_of_at_most_100_and_an_unknown_id_fails_alone(
+    shop: ShopBusiness, stand_in: tuple[WooStandIn, SandboxServer]
+) -> None:
+    fake, server = stand_in
+    writer = connector_for(source_settings(server.url, push={"batch_size": 500})).writer()
+    assert writer is not None and writer.max_batch == 100
+    known = sorted(shop.customers)[0]
+
+    results = writer.write(
+        [
+            FieldUpdate(str(known), "clm_orders", "4"),
+            FieldUpdate(str(known), "clm_revenue", "10.00"),
+            FieldUpdate("424242", "clm_orders", "1"),
+        ]
+    )
+
+    assert [result.error is None for result in results] == [True, True, False]
+    assert shop.customers[known].meta_data == {"clm_orders": "4", "clm_revenue": "10.00"}
+    assert fake.batch_calls == 1
