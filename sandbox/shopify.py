@@ -6,7 +6,8 @@ and ``orders`` connections (``first`` at most 250, ``after`` cursors, ``sortKey:
 UPDATED_AT``, a ``query`` filter on ``updated_at``), ``bulkOperationRunQuery`` with
 ``currentBulkOperation`` and a JSONL result file, ``metafieldsSet`` (at most 25),
 ``metafieldsDelete``, ``metafieldDefinitions`` and ``metafieldDefinitionCreate``. Nodes carry
-every field the connector selects, in the API's shapes (``gid://shopify/...`` ids, money as
+every field the connector may select (whatever it selects; the cost counts what it
+selected), in the API's shapes (``gid://shopify/...`` ids, money as
 ``{shopMoney: {amount, currencyCode}}``).
 
 Rate limiting is Shopify's calculated query cost: a leaky bucket of ``maximum_available``
@@ -39,8 +40,25 @@ MAX_QUERY_COST = 1000
 MAX_METAFIELDS_PER_CALL = 25
 ALL_SCOPES = ("read_customers", "write_customers", "read_orders", "read_all_orders")
 RECENT_ORDERS = timedelta(days=60)
-NODE_COST = {"customers": 4, "orders": 6}
-"""Points one node of each connection costs (its object fields); a page costs 2 + first * it."""
+
+
+def node_cost(document: str) -> int:
+    """Points one node of the connection costs: 1, plus 1 per object field it selects.
+
+    Shopify charges 1 per object and 0 per scalar; a connection page costs 2 plus ``first``
+    times the node (https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits).
+    """
+    start = document.find("nodes {")
+    if start < 0:
+        return 1
+    depth, end = 0, start
+    for end in range(start + len("nodes "), len(document)):
+        depth += {"{": 1, "}": -1}.get(document[end], 0)
+        if depth == 0:
+            break
+    return 1 + document[start + len("nodes {") : end].count("{")
+
+
 MUTATION_COST = 10
 _FILTER = re.compile(r"updated_at:>=?'?([0-9T:.+Z-]+)'?")
 Key = tuple[datetime, int]
@@ -237,8 +255,9 @@ class ShopifyStandIn:
         first = int(variables.get("first") or 0)
         if not 1 <= first <= MAX_PAGE:
             raise ValueError(f"first must be 1 to {MAX_PAGE}, not {first}")
-        requested = 2 + first * NODE_COST[connection]
-        return connection, requested, lambda: self._connection(connection, variables)
+        cost = node_cost(document)
+        requested = 2 + first * cost
+        return connection, requested, lambda: self._connection(connection, variables, cost)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -280,7 +299,9 @@ class ShopifyStandIn:
             self._index = (version, items, [(item.updated_at, item.id) for item in items])
         return self._index[1], self._index[2]
 
-    def _connection(self, connection: str, variables: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    def _connection(
+        self, connection: str, variables: dict[str, Any], cost: int
+    ) -> tuple[dict[str, Any], int]:
         items, keys = self._sorted(connection)
         start = 0
         match = _FILTER.search(str(variables.get("query") or ""))
@@ -300,7 +321,7 @@ class ShopifyStandIn:
                 "pageInfo": {"hasNextPage": more, "endCursor": end},
             }
         }
-        return data, 2 + len(page) * NODE_COST[connection]
+        return data, 2 + len(page) * cost
 
     def _node(self, item: ShopCustomer | ShopOrder) -> dict[str, Any]:
         if isinstance(item, ShopCustomer):

@@ -18,8 +18,11 @@ from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import PageSizer, ShopifyClient
 from connectors.shopify.streams import (
     CUSTOMERS_QUERY,
+    GUESTS_QUERY,
     ORDERS_QUERY,
+    REFERRALS_QUERY,
     Feed,
+    Mapper,
     ShopifyStream,
     customers_mapper,
     guests_mapper,
@@ -37,7 +40,7 @@ class ShopifyConnector:
         self.source = source
         self.client = client or ShopifyClient(source)
         self.bulk = BulkReader(self.client) if source.bulk_backfill else None
-        self.sizers = {root: PageSizer(source.page_size) for root in ("customers", "orders")}
+        self.sizers: dict[str, PageSizer] = {}
 
     def _pushes(self) -> bool:
         return self.source.push.enabled and bool(self.source.push.fields)
@@ -45,27 +48,42 @@ class ShopifyConnector:
     def _check(self) -> None:
         self.client.check_scopes(push=self._pushes())
 
-    def _orders_feed(self) -> Feed:
-        return Feed(self.client, "orders", ORDERS_QUERY, self.sizers["orders"], self.bulk)
+    def _feed(self, stream: str, root: str, document: str, bulk: bool) -> Feed:
+        """One feed per stream; its page sizer (cost per node) lives as long as the connector."""
+        sizer = self.sizers.setdefault(stream, PageSizer(self.source.page_size))
+        return Feed(self.client, root, document, sizer, self.bulk if bulk else None)
 
     def streams(self) -> Sequence[Stream]:
-        customers = Feed(self.client, "customers", CUSTOMERS_QUERY, self.sizers["customers"])
-        streams: list[Stream] = [
-            ShopifyStream(
-                "customers", RecordKind.CUSTOMER, customers, customers_mapper, self._check
+        def stream(name: str, kind: RecordKind, feed: Feed, mapper: Mapper) -> Stream:
+            return ShopifyStream(name, kind, feed, mapper, self._check)
+
+        streams = [
+            stream(
+                "customers",
+                RecordKind.CUSTOMER,
+                self._feed("customers", "customers", CUSTOMERS_QUERY, bulk=False),
+                customers_mapper,
             ),
-            ShopifyStream(
-                "guests", RecordKind.CUSTOMER, self._orders_feed(), guests_mapper, self._check
+            stream(
+                "guests",
+                RecordKind.CUSTOMER,
+                self._feed("guests", "orders", GUESTS_QUERY, bulk=True),
+                guests_mapper,
             ),
-            ShopifyStream(
-                "orders", RecordKind.TRANSACTION, self._orders_feed(), orders_mapper, self._check
+            stream(
+                "orders",
+                RecordKind.TRANSACTION,
+                self._feed("orders", "orders", ORDERS_QUERY, bulk=True),
+                orders_mapper,
             ),
         ]
         if self.source.referrals.any:
-            mapper = referrals_mapper(ReferralReader(self.source.referrals))
             streams.append(
-                ShopifyStream(
-                    "referrals", RecordKind.REFERRAL, self._orders_feed(), mapper, self._check
+                stream(
+                    "referrals",
+                    RecordKind.REFERRAL,
+                    self._feed("referrals", "orders", REFERRALS_QUERY, bulk=True),
+                    referrals_mapper(ReferralReader(self.source.referrals)),
                 )
             )
         return streams

@@ -50,17 +50,34 @@ ORDER_FIELDS = (
     f"billingAddress {{ firstName lastName phone {ADDRESS} }} "
     f"refunds {{ id createdAt totalRefundedSet {{ {MONEY} }} }}"
 )
+GUEST_FIELDS = (
+    f"id updatedAt email customer {{ id }} billingAddress {{ firstName lastName phone {ADDRESS} }}"
+)
+REFERRAL_FIELDS = (
+    "id createdAt updatedAt email customer { id } discountCodes customAttributes { key value } "
+    "note customerJourneySummary { firstVisit { landingPage } }"
+)
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 CUSTOMERS_QUERY = (
     "query Customers($first: Int!, $after: String, $query: String) { "
     "customers(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) { "
     f"nodes {{ {CUSTOMER_FIELDS} }} {PAGE_INFO} }} }}"
 )
-ORDERS_QUERY = (
-    "query Orders($first: Int!, $after: String, $query: String) { "
-    "orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) { "
-    f"nodes {{ {ORDER_FIELDS} }} {PAGE_INFO} }} }}"
-)
+
+
+def orders_query(fields: str) -> str:
+    """A page of orders with ``fields``: each order stream selects only what it maps, since
+    every object field adds to the query's cost."""
+    return (
+        "query Orders($first: Int!, $after: String, $query: String) { "
+        "orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) { "
+        f"nodes {{ {fields} }} {PAGE_INFO} }} }}"
+    )
+
+
+ORDERS_QUERY = orders_query(ORDER_FIELDS)
+GUESTS_QUERY = orders_query(GUEST_FIELDS)
+REFERRALS_QUERY = orders_query(REFERRAL_FIELDS)
 BULK_ORDERS_QUERY = f"{{ orders(sortKey: UPDATED_AT) {{ edges {{ node {{ {ORDER_FIELDS} }} }} }} }}"
 BULK_PAGE = 250
 GUEST_PREFIX = "guest:"
