@@ -24,6 +24,7 @@ from sandbox.shopify import ShopifyStandIn
 from sandbox.synthetic import BusinessSpec, generate_persons
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.push import render
+from tests.conftest import clm_sync
 from tests.shops import (
     ALL_RULES,
     FAST,
@@ -333,3 +334,29 @@ def test_a_refused_metafield_fails_alone_and_an_empty_value_deletes(
 
     (deleted,) = writer.write([FieldUpdate(str(first), "lifetime_revenue", "")])
     assert deleted.error is None and key not in shop.customers[first].metafields
+
+
+def test_setup_from_the_command_line_defines_the_metafields(
+    tmp_path: Path, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    fake, server = stand_in
+    config = tmp_path / "clm-sync.yaml"
+    config.write_text(
+        f"ledger: sqlite:///{tmp_path / 'ledger.db'}\n"
+        "sources:\n"
+        "  - name: store\n"
+        "    type: shopify\n"
+        f"    store_url: {server.url}\n"
+        f"    access_token: {fake.token}\n"
+        "    push:\n"
+        "      fields:\n"
+        "        - {metric: net_revenue, field: Lifetime revenue, format: '.2f'}\n",
+        encoding="utf-8",
+    )
+    assert clm_sync("migrate", "--config", str(config)).returncode == 0
+
+    result = clm_sync("setup", "shopify", "--config", str(config))
+
+    assert result.returncode == 0, result.stderr
+    assert "defined metafield clm_sync.lifetime_revenue (number_decimal)" in result.stdout
+    assert list(fake.definitions) == [("clm_sync", "lifetime_revenue")]

@@ -17,6 +17,7 @@ from connectors.errors import SourceError
 from connectors.records import FieldUpdate, SourceReferral
 from connectors.woocommerce import WooCommerceConnector
 from connectors.woocommerce.client import WooClient
+from connectors.woocommerce.streams import guest_record, order_records
 from sandbox.http import Faults, SandboxServer
 from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, referral_code
 from sandbox.synthetic import BusinessSpec
@@ -241,3 +242,57 @@ def test_meta_data_goes_in_batches_of_at_most_100_and_an_unknown_id_fails_alone(
     assert [result.error is None for result in results] == [True, True, False]
     assert shop.customers[known].meta_data == {"clm_orders": "4", "clm_revenue": "10.00"}
     assert fake.batch_calls == 1
+
+
+def test_order_mapping_signs_refunds_and_tombstones_unpaid_orders() -> None:
+    order = {
+        "id": 41,
+        "number": "1041",
+        "status": "completed",
+        "currency": "EUR",
+        "date_created_gmt": "2025-03-01T10:00:00",
+        "date_modified_gmt": "2025-03-02T10:00:00",
+        "discount_total": "0.00",
+        "total": "30.00",
+        "customer_id": 0,
+        "customer_note": "",
+        "billing": {"first_name": "Ann", "last_name": "Lee", "email": " Ann@Example.com "},
+        "refunds": [{"id": 7, "total": "-5.00"}],
+    }
+    refunds = [{"id": 7, "date_created_gmt": "2025-03-02T10:00:00", "amount": "5.00"}]
+
+    sale, refund = order_records(order, refunds)
+    (cancelled,) = order_records(order | {"status": "cancelled"}, refunds)
+    guest = guest_record(order)
+
+    assert (sale.customer_external_id, sale.reference, sale.amount) == (
+        "guest:ann@example.com",
+        "1041",
+        Decimal("30.00"),
+    )
+    assert (refund.amount, refund.refund_of, refund.occurred_at.tzinfo) == (
+        Decimal("5.00"),
+        "41",
+        UTC,
+    )
+    assert cancelled.deleted and cancelled.external_id == "41"
+    assert guest is not None and guest.guest and guest.external_id == "guest:ann@example.com"
+    assert guest_record(order | {"customer_id": 5}) is None
+
+
+def test_a_customer_gone_from_a_complete_pass_is_flagged_deleted(
+    tmp_path: Path, shop: ShopBusiness, stand_in: tuple[WooStandIn, SandboxServer]
+) -> None:
+    engine = create_ledger_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ensure_current_schema(engine)
+    _, server = stand_in
+    settings = source_settings(server.url, push={"enabled": False})
+    service = service_with(engine, app_config(engine, settings), connector_for(settings))
+    cycle_ok(service)
+
+    gone = sorted(shop.customers)[3]
+    del shop.customers[gone]
+    outcome = cycle_ok(service)
+
+    assert str(gone) not in ledger_customers(engine, "woo")
+    assert outcome.sources[0].counts.deleted == 1
