@@ -342,7 +342,6 @@ class WooCustomers:
         self.page_size = page_size
         self.every = parse_duration(every) if every else None
         self.clock = clock
-        self.requests = 0
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
         now = self.clock()
@@ -357,7 +356,6 @@ class WooCustomers:
                 "customers",
                 {"per_page": self.page_size, "page": page, "orderby": "id", "order": "asc"},
             )
-            self.requests += 1
             records, rejected = map_each(
                 listing.items, lambda item: [customer_record(item)], "customer"
             )
