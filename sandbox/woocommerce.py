@@ -2,10 +2,11 @@
 
 Routes under ``/wp-json/wc/v3/``: ``customers`` and ``orders`` lists (``page``, ``per_page``
 at most 100, ``X-WP-Total`` and ``X-WP-TotalPages`` headers; orders also ``modified_after``
-with ``dates_are_gmt`` and ``orderby=modified``), ``orders/<id>/refunds`` and
-``customers/batch`` (at most 100 objects). Payloads follow the REST API reference: money as
-decimal strings, ``*_gmt`` dates without a zone, guest orders with ``customer_id`` 0, refunds
-listed on the order with negative totals, the landing page in the order-attribution meta.
+with ``dates_are_gmt`` and ``orderby=modified``), ``orders/<id>/refunds``, ``refunds``
+(with ``parent``) and ``customers/batch`` (at most 100 objects). Payloads follow the REST
+API reference: money as decimal strings, ``*_gmt`` dates without a zone, guest orders with
+``customer_id`` 0, refunds listed on the order with negative totals, the landing page in the
+order-attribution meta.
 
 Auth is the consumer key and secret, as HTTP Basic or as ``consumer_key`` /
 ``consumer_secret`` query parameters; with ``strip_authorization`` the stand-in behaves like
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sandbox.http import Faults, Request, Response, SandboxServer
-from sandbox.shop import ShopBusiness, ShopCustomer, ShopOrder
+from sandbox.shop import ShopBusiness, ShopCustomer, ShopOrder, ShopRefund
 
 API = "/wp-json/wc/v3"
 MAX_PER_PAGE = 100
@@ -64,6 +65,8 @@ class WooStandIn:
     consumer_key: str = "ck_sandbox"
     consumer_secret: str = "cs_sandbox"  # noqa: S105 (the stand-in's own test secret)
     strip_authorization: bool = False
+    refunds_route: bool = True
+    """Serve ``GET refunds`` (WooCommerce 9.x); False: like an older store, only per order."""
     requests: dict[str, int] = field(default_factory=dict)
     batch_calls: int = 0
     _index: tuple[Any, list[ShopOrder], list[tuple[datetime, int]]] | None = None
@@ -75,6 +78,8 @@ class WooStandIn:
         server.route("POST", rf"{API}/customers/batch")(self._guarded(self.batch))
         server.route("GET", rf"{API}/orders")(self._guarded(self.orders))
         server.route("GET", rf"{API}/orders/(?P<order>\d+)/refunds")(self._guarded(self.refunds))
+        if self.refunds_route:
+            server.route("GET", rf"{API}/refunds")(self._guarded(self.all_refunds))
         return server
 
     def _authorized(self, request: Request) -> bool:
@@ -165,16 +170,18 @@ class WooStandIn:
             return Response.json(
                 {"code": "woocommerce_rest_invalid_order_id", "message": "Invalid order ID."}, 404
             )
-        return Response.json(
-            [
-                {
-                    "id": refund.id,
-                    "date_created_gmt": _gmt(refund.created_at),
-                    "amount": str(refund.amount),
-                    "reason": "",
-                }
-                for refund in order.refunds
-            ]
+        return Response.json([refund_item(refund) for refund in order.refunds])
+
+    def all_refunds(self, request: Request) -> Response:
+        parents = {int(part) for part in (request.arg("parent") or "").split(",") if part}
+        refunds = [
+            (order.id, refund)
+            for order in sorted(self.shop.orders.values(), key=lambda order: order.id)
+            if not parents or order.id in parents
+            for refund in order.refunds
+        ]
+        return self._paged(
+            request, refunds, lambda pair: {"parent_id": pair[0]} | refund_item(pair[1])
         )
 
     def batch(self, request: Request) -> Response:
@@ -210,6 +217,15 @@ class WooStandIn:
             customer.updated_at = self.shop.tick()
             answers.append(customer_item(customer))
         return Response.json({"update": answers})
+
+
+def refund_item(refund: ShopRefund) -> dict[str, Any]:
+    return {
+        "id": refund.id,
+        "date_created_gmt": _gmt(refund.created_at),
+        "amount": str(refund.amount),
+        "reason": "",
+    }
 
 
 def customer_item(customer: ShopCustomer) -> dict[str, Any]:

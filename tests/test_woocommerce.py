@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from config.models import WooCommerceSource
 from connectors.errors import SourceError
-from connectors.records import FieldUpdate, SourceReferral
+from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.woocommerce import WooCommerceConnector
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.streams import guest_record, order_records
@@ -296,3 +296,28 @@ def test_a_customer_gone_from_a_complete_pass_is_flagged_deleted(
 
     assert str(gone) not in ledger_customers(engine, "woo")
     assert outcome.sources[0].counts.deleted == 1
+
+
+@pytest.mark.parametrize("route", [True, False], ids=["refunds-route", "per-order"])
+def test_refunds_are_read_per_page_or_per_order_on_older_stores(
+    shop: ShopBusiness, route: bool
+) -> None:
+    fake = WooStandIn(shop, refunds_route=route)
+    with fake.server() as server:
+        connector = connector_for(source_settings(server.url))
+        (orders,) = [s for s in connector.streams() if s.name == "orders"]
+        records = [r for page in orders.pages({}) for r in page.records]
+
+    rows = {
+        (r.external_id, r.transaction_kind.value, r.amount, r.customer_external_id)
+        for r in records
+        if isinstance(r, SourceTransaction)
+    }
+    assert rows == expected_transactions(shop)
+    with_refunds = sum(1 for order in shop.orders.values() if order.refunds)
+    per_order = fake.requests.get("refunds", 0)
+    per_page = fake.requests.get("all_refunds", 0)
+    if route:
+        assert per_order == 0 and 0 < per_page < with_refunds
+    else:
+        assert per_order == with_refunds
