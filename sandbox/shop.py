@@ -7,15 +7,15 @@ order. A referred person's first order carries the referral in one of four style
 referrer's discount code, an order attribute, a note, or a landing-page parameter — and
 :attr:`ShopBusiness.referrals` is the truth per style.
 
-The shop has its own clock (:meth:`ShopBusiness.tick`), after the business's history, so an
-edit or a refund made by a test gets a later ``updated_at`` than anything before it.
+A change made later (:meth:`ShopBusiness.edit_order`, :meth:`ShopBusiness.add_refund`) is
+stamped with the real time, and always after every earlier change.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sandbox.synthetic import Address, BusinessSpec, generate_persons
@@ -119,8 +119,10 @@ class ShopBusiness:
     _next_refund: int = REFUND_ID_BASE
 
     def tick(self) -> datetime:
-        """The shop's clock moves one second per change."""
-        self.clock += timedelta(seconds=1)
+        """Now (by the real clock), and at least a second after the shop's last change."""
+        self.clock = max(
+            self.clock + timedelta(seconds=1), datetime.now(UTC).replace(microsecond=0)
+        )
         return self.clock
 
     def edit_order(self, order_id: int, total: Decimal) -> None:

@@ -17,9 +17,7 @@ a host that drops the ``Authorization`` header. 429/5xx/cut-off switches come fr
 from __future__ import annotations
 
 import base64
-import bisect
 import math
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +67,7 @@ class WooStandIn:
     """Serve ``GET refunds`` (WooCommerce 9.x); False: like an older store, only per order."""
     requests: dict[str, int] = field(default_factory=dict)
     batch_calls: int = 0
-    _index: tuple[Any, list[ShopOrder], list[tuple[datetime, int]]] | None = None
+    _index: tuple[Any, list[ShopOrder]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def server(self, faults: Faults | None = None) -> SandboxServer:
@@ -142,23 +140,26 @@ class WooStandIn:
         customers = sorted(self.shop.customers.values(), key=lambda customer: customer.id)
         return self._paged(request, customers, customer_item)
 
-    def _by_modified(self) -> tuple[list[ShopOrder], list[tuple[datetime, int]]]:
-        """Orders by (modified, id), kept until the shop changes."""
-        version = (len(self.shop.orders), self.shop.clock)
+    def _selected(self, since: datetime | None, by_modified: bool) -> list[ShopOrder]:
+        """Orders modified after ``since``, by id (or by modification), kept until a change."""
+        version = (len(self.shop.orders), self.shop.clock, since, by_modified)
         if self._index is None or self._index[0] != version:
-            orders = sorted(self.shop.orders.values(), key=lambda o: (o.updated_at, o.id))
-            self._index = (version, orders, [(order.updated_at, order.id) for order in orders])
-        return self._index[1], self._index[2]
+            orders = [
+                order
+                for order in self.shop.orders.values()
+                if since is None or order.updated_at > since
+            ]
+            orders.sort(key=lambda o: (o.updated_at, o.id) if by_modified else (o.id,))
+            self._index = (version, orders)
+        return self._index[1]
 
     def orders(self, request: Request) -> Response:
-        orders, keys = self._by_modified()
         after = request.arg("modified_after")
+        since = None
         if after:
             since = datetime.fromisoformat(after)
             since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
-            orders = orders[bisect.bisect_right(keys, (since, sys.maxsize)) :]
-        if request.arg("orderby") != "modified":
-            orders = sorted(orders, key=lambda order: order.id)
+        orders = self._selected(since, request.arg("orderby") == "modified")
         if request.arg("order") == "desc":
             orders = orders[::-1]
         currency = self.shop.currency

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from config.models import ShopifySource
 from connectors.errors import AuthError
-from connectors.records import FieldUpdate, SourceReferral
+from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import CostBudget, PageSizer, ShopifyClient
@@ -360,3 +360,27 @@ def test_setup_from_the_command_line_defines_the_metafields(
     assert result.returncode == 0, result.stderr
     assert "defined metafield clm_sync.lifetime_revenue (number_decimal)" in result.stdout
     assert list(fake.definitions) == [("clm_sync", "lifetime_revenue")]
+
+
+def test_an_order_modified_during_a_pass_is_read_again(
+    shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    _, server = stand_in
+    connector = connector_for(source_settings(server.url, bulk_backfill=False))
+    (orders,) = [s for s in connector.streams() if s.name == "orders"]
+    early, late = sorted(shop.orders)[5], sorted(shop.orders)[-5]
+
+    cursor: dict[str, Any] = {}
+    amounts: dict[str, Decimal] = {}
+    for number, page in enumerate(orders.pages({})):
+        if number == 1:
+            shop.edit_order(early, Decimal("11.11"))
+            shop.edit_order(late, Decimal("22.22"))
+        amounts |= {
+            r.external_id: r.amount for r in page.records if isinstance(r, SourceTransaction)
+        }
+        cursor = dict(page.cursor)
+    again = [r.external_id for page in orders.pages(cursor) for r in page.records]
+
+    assert (amounts[str(early)], amounts[str(late)]) == (Decimal("11.11"), Decimal("22.22"))
+    assert len(again) < 10, "the next pass read more than the boundary"

@@ -321,3 +321,29 @@ def test_refunds_are_read_per_page_or_per_order_on_older_stores(
         assert per_order == 0 and 0 < per_page < with_refunds
     else:
         assert per_order == with_refunds
+
+
+def test_an_order_modified_during_a_pass_is_read_by_the_next_one(
+    shop: ShopBusiness, stand_in: tuple[WooStandIn, SandboxServer]
+) -> None:
+    _, server = stand_in
+    connector = connector_for(source_settings(server.url, page_size=50))
+    (orders,) = [s for s in connector.streams() if s.name == "orders"]
+    first_page, late = sorted(shop.orders)[5], sorted(shop.orders)[-5]
+
+    cursor: dict[str, Any] = {}
+    for number, page in enumerate(orders.pages({})):
+        if number == 1:  # page 0 is read: change an order on it, then one further on
+            shop.edit_order(first_page, Decimal("11.11"))
+            shop.edit_order(late, Decimal("22.22"))
+        cursor = dict(page.cursor)
+    again = {
+        r.external_id: r
+        for page in orders.pages(cursor)
+        for r in page.records
+        if isinstance(r, SourceTransaction)
+    }
+
+    assert again[str(first_page)].amount == Decimal("11.11")
+    assert again[str(late)].amount == Decimal("22.22")
+    assert len(again) < len(shop.orders) / 4, "the next pass read far more than the changes"

@@ -3,10 +3,11 @@
 * ``customers`` is a full-refresh stream: the endpoint has no modified filter, so every pass
   reads all pages (``X-WP-TotalPages``) and the ledger's content hash keeps unchanged
   customers from being written; ``customers_every`` in the YAML makes passes rarer.
-* The order streams are incremental on ``date_modified_gmt``: ``modified_after`` (with
-  ``dates_are_gmt``) sorted by ``modified`` ascending, one second of overlap, and the ids
-  already read at the boundary second skipped. An order modified during a pass sorts to the
-  end and is read again; a full page of one second moves to the next page.
+* The order streams are incremental on ``date_modified_gmt``: a pass pages through
+  ``modified_after`` SINCE (with ``dates_are_gmt``) in id order, which core WooCommerce
+  supports (it cannot sort by modification). An order modified during the pass stays in the
+  set (or joins it, shifting later pages: a record is read twice, never skipped), and the
+  next pass starts no later than this one began, so it reads such an order again.
 * Orders list their refunds without dates; the dated refunds of a page's orders are read
   with one ``refunds?parent=...`` request (or per order where that route is missing).
   Orders that never took money (pending, failed, cancelled, draft) are tombstones, so an
@@ -43,6 +44,8 @@ PAID_STATUSES = frozenset({"completed", "processing", "on-hold", "refunded"})
 LANDING_META = "_wc_order_attribution_session_entry"
 """Order meta where WooCommerce's order attribution (8.5+) keeps the landing page."""
 GUEST_PREFIX = "guest:"
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far the shop's clock may run behind ours; passes overlap by this much."""
 
 Item = dict[str, Any]
 
@@ -187,53 +190,61 @@ def order_evidence(item: Item) -> OrderEvidence:
 class OrderFeed:
     """Pages of orders modified since the cursor (see the module docstring).
 
-    Cursor: ``since`` (the latest ``date_modified_gmt`` read, GMT), ``seen`` (ids read with
-    exactly that time) and ``page`` (only past a page full of one second).
+    Cursor within a pass: ``since`` (the pass's ``modified_after``, GMT), ``page``, ``high``
+    (the latest ``date_modified_gmt`` read) and ``started`` (when the pass began, by our
+    clock); between passes only ``since``.
     """
 
-    def __init__(self, client: WooClient, page_size: int) -> None:
+    def __init__(
+        self,
+        client: WooClient,
+        page_size: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.client = client
         self.page_size = page_size
+        self.clock = clock
 
     def pages(self, cursor: Cursor) -> Iterator[tuple[list[Item], dict[str, Any], bool]]:
-        since = _moment(cursor["since"]) if cursor.get("since") else None
-        seen = {int(number) for number in cursor.get("seen") or ()}
+        since = cursor.get("since")
         page = int(cursor.get("page") or 1)
+        high = _moment(cursor["high"]) if cursor.get("high") else None
+        started = _moment(cursor["started"]) if cursor.get("started") else self.clock()
         while True:
             params: dict[str, Any] = {
                 "per_page": self.page_size,
                 "page": page,
-                "orderby": "modified",
+                "orderby": "id",
                 "order": "asc",
                 "dates_are_gmt": "true",
             }
-            if since is not None:
-                params["modified_after"] = _stamp(since - timedelta(seconds=1))
+            if since:
+                params["modified_after"] = since
             listing = self.client.list("orders", params)
-            fresh: list[Item] = []
             for item in listing.items:
-                modified = _moment(item.get("date_modified_gmt") or item["date_created_gmt"])
-                if since is not None and (
-                    modified < since or (modified == since and int(item["id"]) in seen)
-                ):
-                    continue
-                fresh.append(item)
-                if since is None or modified > since:
-                    since, seen = modified, set()
-                seen.add(int(item["id"]))
-            last_page = len(listing.items) < self.page_size or (
+                modified = item.get("date_modified_gmt") or item.get("date_created_gmt")
+                if modified:
+                    high = max(high, _moment(modified)) if high else _moment(modified)
+            if len(listing.items) < self.page_size or (
                 listing.total_pages is not None and page >= listing.total_pages
-            )
-            page = 1 if fresh else page + 1
-            state = {
-                "since": None if since is None else _stamp(since),
-                "seen": sorted(seen),
-                "page": page,
-            }
-            if last_page:
-                yield fresh, state | {"page": 1}, True
+            ):
+                yield listing.items, {"since": self._next_since(high, started, since)}, True
                 return
-            yield fresh, state, False
+            page += 1
+            state = {"since": since, "page": page, "started": started.isoformat()}
+            yield listing.items, state | {"high": None if high is None else high.isoformat()}, False
+
+    @staticmethod
+    def _next_since(high: datetime | None, started: datetime, since: str | None) -> str | None:
+        """The next pass's filter: no later than the start of this one, less clock skew.
+
+        An order modified while this pass ran may sit on a page already read; it is newer
+        than the pass's start, so the next pass reads it. ``modified_after`` is exclusive,
+        hence one second less.
+        """
+        if high is None:
+            return since
+        return _stamp(min(high, started - CLOCK_SKEW) - timedelta(seconds=1))
 
 
 Mapper = Callable[[list[Item]], tuple[list[Record], list[Rejected]]]
