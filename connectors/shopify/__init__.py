@@ -18,15 +18,17 @@ from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import PageSizer, ShopifyClient
 from connectors.shopify.streams import (
     CUSTOMERS_QUERY,
-    GUESTS_QUERY,
-    ORDERS_QUERY,
-    REFERRALS_QUERY,
+    GUEST_FIELDS,
+    ORDER_FIELDS,
+    REFERRAL_FIELDS,
     Feed,
     Mapper,
     ShopifyStream,
+    bulk_orders_query,
     customers_mapper,
     guests_mapper,
     orders_mapper,
+    orders_query,
     referrals_mapper,
 )
 from connectors.shopify.writer import MetafieldWriter, set_up_definitions
@@ -48,10 +50,17 @@ class ShopifyConnector:
     def _check(self) -> None:
         self.client.check_scopes(push=self._pushes())
 
-    def _feed(self, stream: str, root: str, document: str, bulk: bool) -> Feed:
-        """One feed per stream; its page sizer (cost per node) lives as long as the connector."""
+    def _feed(self, stream: str, root: str, fields: str | None = None) -> Feed:
+        """One feed per stream; its page sizer (cost per node) lives as long as the connector.
+
+        An order stream (``fields`` given) selects only those fields, in pages and in the
+        bulk operation of its first pass.
+        """
         sizer = self.sizers.setdefault(stream, PageSizer(self.source.page_size))
-        return Feed(self.client, root, document, sizer, self.bulk if bulk else None)
+        if fields is None:
+            return Feed(self.client, root, CUSTOMERS_QUERY, sizer)
+        bulk = (self.bulk, bulk_orders_query(fields)) if self.bulk is not None else None
+        return Feed(self.client, root, orders_query(fields), sizer, bulk)
 
     def streams(self) -> Sequence[Stream]:
         def stream(name: str, kind: RecordKind, feed: Feed, mapper: Mapper) -> Stream:
@@ -61,19 +70,19 @@ class ShopifyConnector:
             stream(
                 "customers",
                 RecordKind.CUSTOMER,
-                self._feed("customers", "customers", CUSTOMERS_QUERY, bulk=False),
+                self._feed("customers", "customers"),
                 customers_mapper,
             ),
             stream(
                 "guests",
                 RecordKind.CUSTOMER,
-                self._feed("guests", "orders", GUESTS_QUERY, bulk=True),
+                self._feed("guests", "orders", GUEST_FIELDS),
                 guests_mapper,
             ),
             stream(
                 "orders",
                 RecordKind.TRANSACTION,
-                self._feed("orders", "orders", ORDERS_QUERY, bulk=True),
+                self._feed("orders", "orders", ORDER_FIELDS),
                 orders_mapper,
             ),
         ]
@@ -82,7 +91,7 @@ class ShopifyConnector:
                 stream(
                     "referrals",
                     RecordKind.REFERRAL,
-                    self._feed("referrals", "orders", REFERRALS_QUERY, bulk=True),
+                    self._feed("referrals", "orders", REFERRAL_FIELDS),
                     referrals_mapper(ReferralReader(self.source.referrals)),
                 )
             )

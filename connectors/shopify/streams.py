@@ -75,10 +75,11 @@ def orders_query(fields: str) -> str:
     )
 
 
-ORDERS_QUERY = orders_query(ORDER_FIELDS)
-GUESTS_QUERY = orders_query(GUEST_FIELDS)
-REFERRALS_QUERY = orders_query(REFERRAL_FIELDS)
-BULK_ORDERS_QUERY = f"{{ orders(sortKey: UPDATED_AT) {{ edges {{ node {{ {ORDER_FIELDS} }} }} }} }}"
+def bulk_orders_query(fields: str) -> str:
+    """The whole order history with ``fields``, for bulkOperationRunQuery (edges, no paging)."""
+    return f"{{ orders(sortKey: UPDATED_AT) {{ edges {{ node {{ {fields} }} }} }} }}"
+
+
 BULK_PAGE = 250
 GUEST_PREFIX = "guest:"
 
@@ -253,13 +254,14 @@ class Feed:
         root: str,
         document: str,
         sizer: PageSizer,
-        bulk: BulkReader | None = None,
+        bulk: tuple[BulkReader, str] | None = None,
     ) -> None:
         self.client = client
         self.root = root
         self.document = document
         self.sizer = sizer
         self.bulk = bulk
+        """The reader and the bulk query of the first pass, if it is a bulk operation."""
 
     def pages(self, cursor: Cursor) -> Iterator[tuple[list[Node], dict[str, Any], bool]]:
         if self.bulk is not None and (not cursor or "bulk_url" in cursor):
@@ -310,14 +312,15 @@ class Feed:
 
     def _bulk_pages(self, cursor: Cursor) -> Iterator[tuple[list[Node], dict[str, Any], bool]]:
         assert self.bulk is not None
+        reader, query = self.bulk
         if "bulk_url" in cursor:
             url, count = str(cursor["bulk_url"]), int(cursor["bulk_count"])
         else:
-            url, count = self.bulk.run(BULK_ORDERS_QUERY)
+            url, count = reader.run(query)
         line = int(cursor.get("line") or 0)
         high = cursor.get("high")
         batch: list[Node] = []
-        for node in self.bulk.nodes(url, count, line):
+        for node in reader.nodes(url, count, line):
             line += 1
             high = _later(high, _updated(node))
             batch.append(node)
