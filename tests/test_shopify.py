@@ -384,3 +384,17 @@ def test_an_order_modified_during_a_pass_is_read_again(
 
     assert (amounts[str(early)], amounts[str(late)]) == (Decimal("11.11"), Decimal("22.22"))
     assert len(again) < 10, "the next pass read more than the boundary"
+
+
+def test_a_page_over_the_cost_cap_is_asked_again_smaller(
+    shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    fake, server = stand_in
+    connector = connector_for(source_settings(server.url, bulk_backfill=False))
+    (orders,) = [s for s in connector.streams() if s.name == "orders"]
+    connector.sizers["orders"].node_cost = 1.0  # a wrong guess: 250 nodes would cost 3,252
+
+    records = [r for page in orders.pages({}) for r in page.records]
+
+    assert fake.over_cost == 1
+    assert len(records) == len(expected_transactions(shop))

@@ -280,6 +280,9 @@ class Feed:
             try:
                 answer = self.client.query(self.document, variables, self.sizer.estimate())
             except QueryTooCostly as too_costly:
+                if first == 1:
+                    message = f"{too_costly}: even one {self.root} node is too costly"
+                    raise SourceError(message) from None
                 self.sizer.learn(first, too_costly.requested)
                 continue
             self.sizer.learn(first, answer.requested_cost)
