@@ -398,3 +398,14 @@ def test_a_page_over_the_cost_cap_is_asked_again_smaller(
 
     assert fake.over_cost == 1
     assert len(records) == len(expected_transactions(shop))
+
+
+def test_a_wrong_token_names_the_setting_to_check(
+    stand_in: tuple[ShopifyStandIn, SandboxServer],
+) -> None:
+    _, server = stand_in
+    connector = connector_for(source_settings(server.url, access_token="shpat_wrong"))
+
+    with pytest.raises(AuthError, match="check access_token") as refused:
+        list(connector.streams()[0].pages({}))
+    assert "shpat_wrong" not in str(refused.value)

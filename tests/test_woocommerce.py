@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from config.models import WooCommerceSource
-from connectors.errors import SourceError
+from connectors.errors import AuthError, SourceError
 from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.woocommerce import WooCommerceConnector
 from connectors.woocommerce.client import WooClient
@@ -347,3 +347,14 @@ def test_an_order_modified_during_a_pass_is_read_by_the_next_one(
     assert again[str(first_page)].amount == Decimal("11.11")
     assert again[str(late)].amount == Decimal("22.22")
     assert len(again) < len(shop.orders) / 4, "the next pass read far more than the changes"
+
+
+def test_a_wrong_key_names_the_settings_to_check(
+    shop: ShopBusiness, stand_in: tuple[WooStandIn, SandboxServer]
+) -> None:
+    _, server = stand_in
+    connector = connector_for(source_settings(server.url, consumer_secret="cs_wrong"))
+
+    with pytest.raises(AuthError, match="consumer_key and consumer_secret") as refused:
+        list(connector.streams()[0].pages({}))
+    assert "cs_wrong" not in str(refused.value)

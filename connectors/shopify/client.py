@@ -149,11 +149,18 @@ class ShopifyClient:
         for attempt in retrying(self.retry):
             with attempt:
                 self.budget.wait_for(estimate)
-                body = self.http.json(
-                    "POST",
-                    self.endpoint,
-                    json_body={"query": document, "variables": dict(variables)},
-                )
+                try:
+                    body = self.http.json(
+                        "POST",
+                        self.endpoint,
+                        json_body={"query": document, "variables": dict(variables)},
+                    )
+                except AuthError as refused:
+                    raise AuthError(
+                        f"{self.source.name}: Shopify refused the access token ({refused}); "
+                        "check access_token (the Admin API access token of the store's app, "
+                        "shpat_...) and that the app is still installed"
+                    ) from None
                 return self._read(body)
         raise AssertionError("unreachable: retrying re-raises the last error")
 

@@ -84,7 +84,15 @@ class WooClient:
                 self.source.name,
             )
             self.query_auth = True
-            return self._call(method, path, params, body)
+            try:
+                return self._call(method, path, params, body)
+            except AuthError:
+                raise AuthError(
+                    f"{self.source.name}: WooCommerce refused the consumer key and secret, "
+                    "in the Authorization header and as query parameters; check "
+                    "consumer_key and consumer_secret, and that the key has Read/Write "
+                    "permission (WooCommerce > Settings > Advanced > REST API)"
+                ) from None
 
     def _call(
         self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
