@@ -22,8 +22,11 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import func, select
 
 from config.models import AppConfig, ShopifySource, WooCommerceSource
 from connectors.http import RetrySettings
@@ -38,8 +41,28 @@ from sandbox.shopify import ShopifyStandIn
 from sandbox.synthetic import spec_for_transactions
 from sync.cycle import SyncService
 from sync.db import create_ledger_engine, ensure_current_schema
+from sync.ledger import SourceTransactionRow
 
 RETRY = RetrySettings(attempts=6, initial_wait=0.05, max_wait=1.0)
+CENT = Decimal("0.01")
+
+
+def _matches(service: SyncService, system: str, shop: ShopBusiness) -> str:
+    """Whether the ledger holds the shop's sales and refunds: counts and sums per kind."""
+    table = SourceTransactionRow.__table__  # type: ignore[attr-defined]
+    with service.engine.connect() as connection:
+        rows = connection.execute(
+            select(table.c.transaction_kind, func.count(), func.sum(table.c.amount))
+            .where(table.c.system == system, table.c.deleted.is_(False))
+            .group_by(table.c.transaction_kind)
+        )
+        found = {kind: (count, Decimal(str(total)).quantize(CENT)) for kind, count, total in rows}
+    refunds = [refund.amount for order in shop.orders.values() for refund in order.refunds]
+    expected = {
+        "sale": (len(shop.orders), sum((o.total for o in shop.orders.values()), Decimal(0))),
+        "refund": (len(refunds), sum(refunds, Decimal(0))),
+    }
+    return "matches the shop" if found == expected else f"DIFFERS: {found} != {expected}"
 
 
 def _service(folder: Path, source: dict[str, Any]) -> tuple[SyncService, AppConfig]:
@@ -78,7 +101,7 @@ def shopify(shop: ShopBusiness, folder: Path, bulk: bool, args: argparse.Namespa
         f"shopify {'bulk ' if bulk else 'paged'}: {outcome.counts.records_in:,} records in "
         f"{wall:.1f}s ({outcome.status}); {fake.points:,} points charged, bound {bound:.1f}s, "
         f"ratio {wall / bound if bound else float('inf'):.2f}; throttled {fake.throttled}, "
-        f"budget waits {client.budget.waited:.1f}s"
+        f"budget waits {client.budget.waited:.1f}s; ledger {_matches(service, source.name, shop)}"
     )
     return wall
 
@@ -112,7 +135,7 @@ def woocommerce(shop: ShopBusiness, folder: Path, args: argparse.Namespace) -> N
                 print(
                     f"woocommerce backfill: {outcome.counts.records_in:,} records in "
                     f"{wall:.1f}s; {requests:,} requests, bound {bound:.1f}s, "
-                    f"ratio {wall / bound:.2f}"
+                    f"ratio {wall / bound:.2f}; ledger {_matches(service, source.name, shop)}"
                 )
             requests_before = server.stats.requests
             started = time.perf_counter()
@@ -133,7 +156,12 @@ def main() -> None:
     parser.add_argument(
         "--restore-rate", type=float, default=20_000.0, help="points a second (Standard: 100)"
     )
-    parser.add_argument("--latency", type=float, default=0.01, help="WooCommerce seconds/request")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.1,
+        help="WooCommerce seconds per request (WordPress answers a page of 100 in 0.1-1s)",
+    )
     args = parser.parse_args()
     spec = spec_for_transactions(args.customers, args.orders)
     shop = build_shop(spec)
