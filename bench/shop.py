@@ -111,40 +111,39 @@ def woocommerce(shop: ShopBusiness, folder: Path, args: argparse.Namespace) -> N
 
     fake = WooStandIn(shop)
     with fake.server(Faults(latency=args.latency)) as server:
-        for every in (None, "1d"):
-            settings = {
-                "type": "woocommerce",
-                "name": f"woo-{every or 'each'}",
-                "url": server.url,
-                "consumer_key": fake.consumer_key,
-                "consumer_secret": fake.consumer_secret,
-                "customers_every": every,
-                "referrals": {"code_pattern": r"^ref-(\d+)$"},
-            }
-            service, _ = _service(folder, settings)
-            source = WooCommerceSource.model_validate(settings)
-            connector = WooCommerceConnector(source, WooClient(source, retry=RETRY))
-            service._connectors[source.name] = connector
-            requests_before = server.stats.requests
+        settings: dict[str, Any] = {
+            "type": "woocommerce",
+            "name": "woo",
+            "url": server.url,
+            "consumer_key": fake.consumer_key,
+            "consumer_secret": fake.consumer_secret,
+            "referrals": {"code_pattern": r"^ref-(\d+)$"},
+        }
+        service, _ = _service(folder, settings)
+
+        def pull(every: str | None) -> tuple[int, float, int, int]:
+            source = WooCommerceSource.model_validate(settings | {"customers_every": every})
+            service._connectors[source.name] = WooCommerceConnector(
+                source, WooClient(source, retry=RETRY)
+            )
+            before = server.stats.requests
             started = time.perf_counter()
             outcome = service.pull(source.name)
             wall = time.perf_counter() - started
-            requests = server.stats.requests - requests_before
-            if every is None:
-                bound = requests * args.latency
-                print(
-                    f"woocommerce backfill: {outcome.counts.records_in:,} records in "
-                    f"{wall:.1f}s; {requests:,} requests, bound {bound:.1f}s, "
-                    f"ratio {wall / bound:.2f}; ledger {_matches(service, source.name, shop)}"
-                )
-            requests_before = server.stats.requests
-            started = time.perf_counter()
-            again = service.pull(source.name)
-            wall = time.perf_counter() - started
+            counts = outcome.counts
+            return server.stats.requests - before, wall, counts.records_in, counts.changed
+
+        requests, wall, records, _ = pull(None)
+        bound = requests * args.latency
+        print(
+            f"woocommerce backfill: {records:,} records in {wall:.1f}s; {requests:,} requests, "
+            f"bound {bound:.1f}s, ratio {wall / bound:.2f}; ledger {_matches(service, 'woo', shop)}"
+        )
+        for every, label in ((None, "every cycle"), ("1d", "daily")):
+            requests, wall, _, changed = pull(every)
             print(
-                f"woocommerce 2nd cycle, customers {'every cycle' if every is None else 'daily'}: "
-                f"{server.stats.requests - requests_before:,} requests, {wall:.2f}s, "
-                f"{again.counts.changed:,} changed rows written"
+                f"woocommerce next cycle, customers read {label}: {requests:,} requests, "
+                f"{wall:.2f}s, {changed:,} changed rows written"
             )
 
 
