@@ -385,7 +385,16 @@ def run(
                 from sync.webhooks import WebhookListener
 
                 def run_now(source_name: str) -> None:
-                    scheduler.modify_job(source_name, next_run_time=datetime.now(UTC))
+                    # A one-off job of its own: moving the scheduled job would be skipped
+                    # while that job runs (max_instances); this one waits for the worker.
+                    scheduler.add_job(
+                        pull_and_process,
+                        trigger="date",
+                        args=[source_name],
+                        id=f"{source_name}:webhook",
+                        name=f"pull {source_name} (webhook)",
+                        replace_existing=True,
+                    )
 
                 listener.enter_context(WebhookListener(settings, listening.host, port, run_now))
             while not stop.wait(1.0):
