@@ -18,10 +18,10 @@ from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.woocommerce import WooCommerceConnector
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.streams import guest_record, order_records
-from sandbox.http import Faults, SandboxServer
+from sandbox.http import Faults, Request, Response, SandboxServer
 from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, referral_code
 from sandbox.synthetic import BusinessSpec
-from sandbox.woocommerce import WooStandIn
+from sandbox.woocommerce import WooStandIn, customer_item
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.export import EXPORT_COLUMNS, customer_rows
 from sync.push import render
@@ -358,3 +358,17 @@ def test_a_wrong_key_names_the_settings_to_check(
     with pytest.raises(AuthError, match="consumer_key and consumer_secret") as refused:
         list(connector.streams()[0].pages({}))
     assert "cs_wrong" not in str(refused.value)
+
+
+def test_a_server_that_ignores_the_page_parameter_stops_the_pass(shop: ShopBusiness) -> None:
+    server = SandboxServer()
+    first_hundred = sorted(shop.customers.values(), key=lambda customer: customer.id)[:100]
+
+    @server.route("GET", r"/wp-json/wc/v3/customers")
+    def always_page_one(request: Request) -> Response:
+        return Response.json([customer_item(customer) for customer in first_hundred])
+
+    with server:
+        connector = connector_for(source_settings(server.url))
+        with pytest.raises(SourceError, match="ignore the page parameter"):
+            list(connector.streams()[0].pages({}))

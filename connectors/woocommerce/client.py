@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.models import WooCommerceSource
-from connectors.errors import AuthError, RetryableError
+from connectors.errors import AuthError, RetryableError, SourceError
 from connectors.http import HttpClient, RetrySettings, require_https, retrying
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class WooClient:
             f"{source.consumer_key}:{source.consumer_secret}".encode()
         ).decode()
         self._basic = {"Authorization": f"Basic {token}"}
+        self._last_page: dict[str, tuple[int, list[Any]]] = {}
         self.http = HttpClient(
             f"{site}/{API_PATH}",
             system=source.name,
@@ -112,6 +113,7 @@ class WooClient:
         raise AssertionError("unreachable: retrying re-raises the last error")
 
     def list(self, path: str, params: Mapping[str, Any]) -> Listing:
+        """One page of a list; a page equal to the one before it stops the loop."""
         body, headers = self.call("GET", path, params)
         if not isinstance(body, list):
             raise RetryableError(
@@ -119,4 +121,16 @@ class WooClient:
             )
         pages = headers.get(TOTAL_PAGES)
         total = int(pages) if pages and pages.isdigit() else None
-        return Listing([item for item in body if isinstance(item, dict)], total)
+        items = [item for item in body if isinstance(item, dict)]
+        ids = [item.get("id") for item in items]
+        page = int(params.get("page") or 1)
+        previous = self._last_page.get(path)
+        if ids and previous is not None and previous == (page - 1, ids):
+            raise SourceError(
+                f"{self.source.name}: WooCommerce answered page {page} of {path} with the "
+                f"same records as page {page - 1}; the server seems to ignore the page "
+                "parameter (a caching plugin or proxy?), so clm-sync stops instead of paging "
+                "forever"
+            )
+        self._last_page[path] = (page, ids)
+        return Listing(items, total)
