@@ -29,6 +29,7 @@ REFERRAL_PARAMETER = "ref"
 REFERRAL_NOTE = "Referred by {code}"
 """The note a referred first order carries in the ``note`` style."""
 POS_SHARE = 0.1
+OTHER_ROLE_SHARE = 0.03
 FIRST_ORDER_NUMBER = 1001
 CUSTOMER_ID_BASE = 7_000_000
 ORDER_ID_BASE = 5_000_000
@@ -57,6 +58,8 @@ class ShopCustomer:
     address: Address
     created_at: datetime
     updated_at: datetime
+    role: str = "customer"
+    """The WordPress role of a WooCommerce account: a few buyers are e.g. subscribers."""
     metafields: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     """(namespace, key) to (type, value): what Shopify's metafieldsSet wrote."""
     meta_data: dict[str, str] = field(default_factory=dict)
@@ -178,6 +181,7 @@ def build_shop(spec: BusinessSpec, storefront: tuple[int, int] = (0, 1)) -> Shop
                 address=person.address,
                 created_at=person.acquired_at,
                 updated_at=person.acquired_at,
+                role="subscriber" if rng.random() < OTHER_ROLE_SHARE else "customer",
             )
         referrer = (
             customer_of_person.get(person.referred_by) if person.referred_by is not None else None

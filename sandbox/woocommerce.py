@@ -1,6 +1,7 @@
 """A WooCommerce REST API v3 stand-in serving :class:`sandbox.shop.ShopBusiness`.
 
-Routes under ``/wp-json/wc/v3/``: ``customers`` and ``orders`` lists (``page``, ``per_page``
+Routes under ``/wp-json/wc/v3/``: ``customers`` (the ``customer`` role unless ``role``
+says otherwise) and ``orders`` lists (``page``, ``per_page``
 at most 100, ``X-WP-Total`` and ``X-WP-TotalPages`` headers; orders also ``modified_after``
 with ``dates_are_gmt`` and ``orderby=modified``), ``orders/<id>/refunds``, ``refunds``
 (with ``parent``) and ``customers/batch`` (at most 100 objects). Payloads follow the REST
@@ -137,7 +138,11 @@ class WooStandIn:
     # -- routes -------------------------------------------------------------------------------
 
     def customers(self, request: Request) -> Response:
-        customers = sorted(self.shop.customers.values(), key=lambda customer: customer.id)
+        role = request.arg("role") or "customer"
+        customers = sorted(
+            (c for c in self.shop.customers.values() if role in ("all", c.role)),
+            key=lambda customer: customer.id,
+        )
         return self._paged(request, customers, customer_item)
 
     def _selected(self, since: datetime | None, by_modified: bool) -> list[ShopOrder]:
@@ -237,7 +242,7 @@ def customer_item(customer: ShopCustomer) -> dict[str, Any]:
         "email": customer.email or "",
         "first_name": customer.first_name,
         "last_name": customer.last_name,
-        "role": "customer",
+        "role": customer.role,
         "username": (customer.email or f"user{customer.id}").split("@")[0],
         "billing": _address(customer, customer.email),
         "shipping": {},

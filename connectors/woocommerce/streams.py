@@ -422,7 +422,15 @@ class WooCustomers:
         while True:
             listing = self.client.list(
                 "customers",
-                {"per_page": self.page_size, "page": page, "orderby": "id", "order": "asc"},
+                # role=all: the endpoint lists only the "customer" role by default, but a
+                # subscriber or a shop manager who buys has orders under their id too.
+                {
+                    "per_page": self.page_size,
+                    "page": page,
+                    "orderby": "id",
+                    "order": "asc",
+                    "role": "all",
+                },
             )
             records, rejected = map_each(
                 listing.items, lambda item: [customer_record(item)], "customer"
