@@ -248,6 +248,7 @@ def print_outcome(outcome: CycleOutcome) -> None:
     for pushed in step.pushes:
         console.print(
             f"Push to {pushed.system}: {pushed.pushed:,} values written, {pushed.failed:,} failed"
+            + (f", {pushed.guests_skipped:,} guests skipped" if pushed.guests_skipped else "")
         )
     if step.error:
         errors.print(f"[red]{step.status}:[/] {step.error}", highlight=False, markup=True)
@@ -335,10 +336,19 @@ def _trigger_arguments(source: SourceConfig) -> dict[str, object]:
 
 
 @app.command()
-def run(config: ConfigOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    webhook_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="Listen for shop webhooks on this port (daemon.webhooks)."
+        ),
+    ] = None,
+) -> None:
     """Run as a service: pull each source on its schedule, then reconcile, compute and push.
 
-    SIGTERM or SIGINT finish the current page, commit it and exit 0.
+    SIGTERM or SIGINT finish the current page, commit it and exit 0. A verified shop webhook
+    starts its source's cycle early.
     """
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -391,8 +401,27 @@ def run(config: ConfigOption = None) -> None:
         log.info(
             "clm-sync running with %d source(s); SIGTERM or Ctrl-C stops it", len(settings.sources)
         )
-        while not stop.wait(1.0):
-            pass
+        listening = settings.daemon.webhooks
+        port = webhook_port or listening.port
+        with contextlib.ExitStack() as listener:
+            if port:
+                from sync.webhooks import WebhookListener
+
+                def run_now(source_name: str) -> None:
+                    # A one-off job of its own: moving the scheduled job would be skipped
+                    # while that job runs (max_instances); this one waits for the worker.
+                    scheduler.add_job(
+                        pull_and_process,
+                        trigger="date",
+                        args=[source_name],
+                        id=f"{source_name}:webhook",
+                        name=f"pull {source_name} (webhook)",
+                        replace_existing=True,
+                    )
+
+                listener.enter_context(WebhookListener(settings, listening.host, port, run_now))
+            while not stop.wait(1.0):
+                pass
         log.info("stopping: waiting for the current page to be committed")
         scheduler.shutdown(wait=True)
     log.info("clm-sync stopped")
@@ -693,7 +722,9 @@ def push(
         verb = "would write" if dry_run else "wrote"
         console.print(
             f"{result.system}: {verb} {result.planned if dry_run else result.pushed:,} "
-            f"values" + ("" if dry_run else f", {result.failed:,} failed")
+            f"values"
+            + ("" if dry_run else f", {result.failed:,} failed")
+            + (f", {result.guests_skipped:,} guests skipped" if result.guests_skipped else "")
         )
     if not dry_run and any(result.failed for result in results):
         raise typer.Exit(EXIT_FAILED)

@@ -438,11 +438,155 @@ class EwsSource(OutlookSource):
         return value
 
 
-# A one-member discriminated union already validates as a tagged union (pydantic >= 2.7: an
-# unknown `type` is a `union_tag_invalid` error listing the known tags); later source types
-# are added as `CsvSource | OtherSource` inside the Annotated.
+class ReferralRules(StrictModel):
+    """How a referral shows in a shop; every rule that is set is applied to every order.
+
+    A *value* found in an order attribute, the note or the landing page is a referral code
+    (resolved through ``codes`` or ``code_pattern``) or the referrer's customer id.
+    """
+
+    code_pattern: str | None = Field(
+        default=None,
+        description=(
+            "Regular expression a referral discount code matches; its first group is the "
+            "referrer's customer id, e.g. '^REF-(\\d+)$'."
+        ),
+    )
+    codes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Referral codes and the customer id each belongs to (case-insensitive).",
+    )
+    order_attribute: str | None = Field(
+        default=None,
+        description=(
+            "Order attribute (Shopify custom attribute, WooCommerce order meta key) holding "
+            "a referral code or the referrer's customer id."
+        ),
+    )
+    note_pattern: str | None = Field(
+        default=None,
+        description="Regular expression on the order note; its first group is a code or id.",
+    )
+    landing_parameter: str | None = Field(
+        default=None,
+        description="Query parameter of the landing-page URL holding a code or customer id.",
+    )
+
+    @field_validator("code_pattern", "note_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            compiled = re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        if compiled.groups < 1:
+            raise ValueError("the pattern needs a group ( ... ) around the id or code")
+        return value
+
+    @property
+    def any(self) -> bool:
+        return bool(
+            self.code_pattern
+            or self.codes
+            or self.order_attribute
+            or self.note_pattern
+            or self.landing_parameter
+        )
+
+
+SHOPIFY_API_VERSION = "2025-10"
+"""The Admin API version the Shopify connector is written and tested against."""
+DEFAULT_METAFIELD_NAMESPACE = "clm_sync"
+
+
+class ShopifySource(StrictModel):
+    """A Shopify store through the GraphQL Admin API (an admin API access token)."""
+
+    type: Literal["shopify"]
+    name: str = Field(description="Unique short name; it becomes the `system` in the ledger.")
+    store_url: str = Field(description="https://STORE.myshopify.com")
+    access_token: str = Field(
+        repr=False, description="Admin API access token (shpat_...), from ${ENV} or ${file:}."
+    )
+    api_version: str = Field(
+        default=SHOPIFY_API_VERSION,
+        pattern=r"^\d{4}-(01|04|07|10)$",
+        description="Admin API version, e.g. 2025-10 (the one clm-sync is tested against).",
+    )
+    schedule: Schedule = Field(default_factory=Schedule)
+    page_size: int = Field(default=250, ge=1, le=250, description="Records per query page.")
+    bulk_backfill: bool = Field(
+        default=True, description="Read the first full order history with a bulk operation."
+    )
+    referrals: ReferralRules = Field(default_factory=ReferralRules)
+    metafield_namespace: str = Field(
+        default=DEFAULT_METAFIELD_NAMESPACE,
+        pattern=r"^[a-z0-9_-]{3,255}$",
+        description="Namespace of the customer metafields clm-sync writes.",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        repr=False,
+        description="The app's client secret, to verify webhooks (X-Shopify-Hmac-Sha256).",
+    )
+    push: PushConfig = Field(default_factory=PushConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return check_source_name(value)
+
+
+class WooCommerceSource(StrictModel):
+    """A WooCommerce store through its REST API v3 (consumer key and secret)."""
+
+    type: Literal["woocommerce"]
+    name: str = Field(description="Unique short name; it becomes the `system` in the ledger.")
+    url: str = Field(description="The site's address, e.g. https://shop.example.com")
+    consumer_key: str = Field(repr=False, description="REST API key (ck_...), from ${ENV}.")
+    consumer_secret: str = Field(repr=False, description="REST API secret (cs_...), from ${ENV}.")
+    query_string_auth: bool = Field(
+        default=False,
+        description=(
+            "Send the key and secret as query parameters from the start (for servers that "
+            "strip the Authorization header; clm-sync also switches by itself on a 401)."
+        ),
+    )
+    schedule: Schedule = Field(default_factory=Schedule)
+    customers_every: str | None = Field(
+        default=None,
+        description=(
+            "Re-read all customers at most this often (e.g. 1d); empty: every cycle. The "
+            "customers endpoint has no modified filter, so each read is a full pass."
+        ),
+    )
+    page_size: int = Field(default=100, ge=1, le=100, description="Records per page.")
+    referrals: ReferralRules = Field(default_factory=ReferralRules)
+    webhook_secret: str | None = Field(
+        default=None, repr=False, description="Webhook secret, to verify X-WC-Webhook-Signature."
+    )
+    push: PushConfig = Field(default_factory=PushConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return check_source_name(value)
+
+    @field_validator("customers_every")
+    @classmethod
+    def _check_every(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+# The union is discriminated by `type` (pydantic: an unknown `type` is a `union_tag_invalid`
+# error listing the known tags).
 SourceConfig = Annotated[
-    CsvSource | QuickBooksSource | GraphSource | EwsSource, Field(discriminator="type")
+    CsvSource | QuickBooksSource | GraphSource | EwsSource | ShopifySource | WooCommerceSource,
+    Field(discriminator="type"),
 ]
 
 
@@ -451,11 +595,24 @@ class LoggingConfig(StrictModel):
     file: Path | None = Field(default=None, description="Log file; standard error if unset.")
 
 
+class WebhookListener(StrictModel):
+    """Where `clm-sync run` listens for shop webhooks (POST /webhooks/SOURCE-NAME)."""
+
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="TCP port; empty: no listener."
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; put a TLS reverse proxy in front of it.",
+    )
+
+
 class DaemonConfig(StrictModel):
     misfire_grace: str = Field(
         default=DEFAULT_MISFIRE_GRACE,
         description="A run that is late by less than this still runs (after a pause, say).",
     )
+    webhooks: WebhookListener = Field(default_factory=WebhookListener)
 
     @field_validator("misfire_grace")
     @classmethod

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TypedDict
 
 
 class RecordKind(enum.StrEnum):
@@ -70,6 +71,18 @@ class SourceCustomer:
     deleted: bool = False
 
     kind = RecordKind.CUSTOMER
+
+
+class AddressFields(TypedDict):
+    """The address part of a :class:`SourceCustomer`, as connectors build it from a payload."""
+
+    address_line1: str | None
+    address_line2: str | None
+    city: str | None
+    postcode: str | None
+    region: str | None
+    country: str | None
+    company: str | None
 
 
 @dataclass(frozen=True, slots=True)

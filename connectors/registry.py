@@ -8,13 +8,17 @@ from config.models import (
     EwsSource,
     GraphSource,
     QuickBooksSource,
+    ShopifySource,
     SourceConfig,
+    WooCommerceSource,
 )
 from connectors.base import Connector, ConnectorContext
 from connectors.csv import CsvConnector
 from connectors.ews import EwsConnector
 from connectors.graph import GraphConnector
 from connectors.quickbooks import QuickBooksConnector
+from connectors.shopify import ShopifyConnector
+from connectors.woocommerce import WooCommerceConnector
 
 
 def build_connector(source: SourceConfig, app: AppConfig, context: ConnectorContext) -> Connector:
@@ -28,3 +32,7 @@ def build_connector(source: SourceConfig, app: AppConfig, context: ConnectorCont
             return GraphConnector(source)
         case EwsSource():
             return EwsConnector(source)
+        case ShopifySource():
+            return ShopifyConnector(source)
+        case WooCommerceSource():
+            return WooCommerceConnector(source)

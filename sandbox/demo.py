@@ -2,6 +2,10 @@
 
 The demo config is an ordinary one (``DIR/clm-sync.yaml``), so with ``--keep DIR`` every other
 command works on the demo ledger. The connector issues add their simulated servers here.
+
+The shops sell to the same persons as the export (Shopify to half of them, WooCommerce to
+the other half), and the export books the same sales, as an accounting system does with shop
+orders: matching those transactions across systems is the reconciliation's job.
 """
 
 from __future__ import annotations
@@ -51,7 +55,58 @@ Called with the business, the demo folder and an exit stack that lives as long a
 cycle (register the server's stop on it); returns a YAML list item indented for `sources:`.
 """
 
-DEMO_SOURCES: list[DemoSource] = [start_demo_company, start_demo_tenant, start_demo_exchange]
+
+def start_shopify(spec: BusinessSpec, folder: Path, servers: ExitStack) -> str:  # noqa: ARG001
+    """Half the business's persons buy in a Shopify store (the stand-in's own token)."""
+    from sandbox.shop import build_shop
+    from sandbox.shopify import ShopifyStandIn
+
+    fake = ShopifyStandIn(build_shop(spec, storefront=(0, 2)), bulk_polls=0)
+    server = servers.enter_context(fake.server())
+    return f"""\
+  - name: shopify
+    type: shopify
+    store_url: {server.url}
+    access_token: {fake.token}
+    referrals:
+      code_pattern: '^REF-(\\d+)$'
+      order_attribute: referred_by
+      landing_parameter: ref
+    push:
+      fields:
+        - {{metric: net_revenue, field: lifetime_revenue, format: ".2f"}}
+        - {{metric: last_purchase, field: last_purchase, format: "%Y-%m-%d"}}
+"""
+
+
+def start_woocommerce(spec: BusinessSpec, folder: Path, servers: ExitStack) -> str:  # noqa: ARG001
+    """The other half buy in a WooCommerce store."""
+    from sandbox.shop import build_shop
+    from sandbox.woocommerce import WooStandIn
+
+    fake = WooStandIn(build_shop(spec, storefront=(1, 2)))
+    server = servers.enter_context(fake.server())
+    return f"""\
+  - name: woocommerce
+    type: woocommerce
+    url: {server.url}
+    consumer_key: {fake.consumer_key}
+    consumer_secret: {fake.consumer_secret}
+    referrals:
+      code_pattern: '^ref-(\\d+)$'
+    push:
+      fields:
+        - {{metric: net_revenue, field: clm_lifetime_revenue, format: ".2f"}}
+"""
+
+
+DEMO_SOURCES: list[DemoSource] = [
+    start_demo_company,
+    start_demo_tenant,
+    start_demo_exchange,
+    start_shopify,
+    start_woocommerce,
+]
 """The stand-ins `clm-sync demo` runs next to the CSV export, in this order."""
 
 

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
 
 from clm_metrics import METRICS
 from config.models import AppConfig, PushField
@@ -97,6 +97,8 @@ class PushResult:
     failed: int = 0
     created: int = 0
     """Remote records created for customers that had none (where the source asks for it)."""
+    guests_skipped: int = 0
+    """Linked customers the system keeps no record for (guest checkouts): nothing to write."""
     sample: list[FieldUpdate] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -207,6 +209,15 @@ def push_system(
     """Send one system its changed values (or, with ``dry_run``, only count and sample them)."""
     result = PushResult(system)
     with engine.connect() as connection:
+        result.guests_skipped = connection.execute(
+            select(func.count())
+            .select_from(_SOURCE)
+            .where(
+                _SOURCE.c.system == system,
+                _SOURCE.c.deleted.is_(False),
+                _SOURCE.c.guest.is_(True),
+            )
+        ).scalar_one()
         for updates in plan_updates(connection, system, fields):
             result.planned += len(updates)
             if dry_run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from textwrap import dedent
@@ -25,14 +26,6 @@ from config import (
 from config.errors import ConfigProblem
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
-EXAMPLE_SECRETS = {
-    "QUICKBOOKS_CLIENT_ID": "app-id",
-    "QUICKBOOKS_CLIENT_SECRET": "app-secret",
-    "CLM_GRAPH_CLIENT_SECRET": "example-secret",
-    "CLM_EWS_PASSWORD": "example",
-}
-"""The environment the example's ${...} secrets come from."""
-
 MINIMAL = """\
 ledger: sqlite:///var/lib/clm-sync/ledger.db
 sources:
@@ -104,8 +97,14 @@ def _undocumented(model: type[BaseModel], node: Any, where: str) -> list[str]:
     return missing
 
 
+def example_environment() -> dict[str, str]:
+    """A value for every ${NAME} the example refers to outside comments."""
+    lines = [line.split("#", 1)[0] for line in EXAMPLE.read_text(encoding="utf-8").splitlines()]
+    return dict.fromkeys(re.findall(r"\$\{([A-Za-z_]\w*)\}", "\n".join(lines)), "example")
+
+
 def test_example_loads_and_documents_every_key() -> None:
-    config = load_config(EXAMPLE, EXAMPLE_SECRETS)
+    config = load_config(EXAMPLE, example_environment())
     tree = YAML(typ="rt").load(EXAMPLE.read_text(encoding="utf-8"))
 
     assert any(isinstance(source, CsvSource) for source in config.sources)
@@ -121,7 +120,7 @@ def test_example_postgresql_line_takes_the_password_from_the_environment(tmp_pat
     path = tmp_path / "clm-sync.yaml"
     path.write_text(text.replace(active, commented.removeprefix("# ")), encoding="utf-8")
 
-    config = load_config(path, {**EXAMPLE_SECRETS, "CLM_SYNC_DB_PASSWORD": "pw-Zq81x"})
+    config = load_config(path, example_environment() | {"CLM_SYNC_DB_PASSWORD": "pw-Zq81x"})
 
     assert config.ledger.startswith("postgresql://") and "pw-Zq81x" in config.ledger
     assert "pw-Zq81x" not in repr(config)
@@ -320,10 +319,9 @@ def test_file_references_and_literal_dollar_brace(tmp_path: Path) -> None:
     config = load_config(path, {"ENC": "utf"})
 
     assert config.ledger == "postgresql://clm:pw 1@db/clm"
-    source = config.sources[0]
-    assert isinstance(source, CsvSource)
-    assert source.date_format == "${HOME} %d.%m.%Y"
-    assert source.encoding == "utf-8"
+    assert isinstance(config.sources[0], CsvSource)
+    assert config.sources[0].date_format == "${HOME} %d.%m.%Y"
+    assert config.sources[0].encoding == "utf-8"
 
 
 def test_unreadable_file_reference_is_a_problem(tmp_path: Path) -> None:

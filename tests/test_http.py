@@ -142,7 +142,7 @@ def test_the_limiter_keeps_a_burst_under_the_servers_throttle(server: SandboxSer
 
 def test_without_the_limiter_the_same_burst_is_throttled(server: SandboxServer) -> None:
     """The check above can fail: the stand-in does reject a client that ignores the limit."""
-    server.throttle = Throttle(max_requests=10, window=0.5, retry_after=0.05)
+    server.throttle = Throttle(max_requests=10, window=0.5, retry_after=0.1)
     http = client(server)
 
     for n in range(30):

@@ -1,0 +1,115 @@
+"""The Shopify source (``type: shopify``): the GraphQL Admin API, pinned to one version.
+
+Streams, in dependency order: ``customers``, ``guests`` (orders without an account),
+``orders`` (sales and refunds) and, when the YAML has referral rules, ``referrals``. Push
+writes customer metafields (:mod:`connectors.shopify.writer`); ``clm-sync setup`` defines
+them first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from config.models import ShopifySource
+from connectors.base import Console, Stream, Writer
+from connectors.records import RecordKind
+from connectors.referrals import ReferralReader
+from connectors.shopify.bulk import BulkReader
+from connectors.shopify.client import PageSizer, ShopifyClient
+from connectors.shopify.streams import (
+    CUSTOMERS_QUERY,
+    GUEST_FIELDS,
+    ORDER_FIELDS,
+    REFERRAL_FIELDS,
+    Feed,
+    Mapper,
+    ShopifyStream,
+    bulk_orders_query,
+    customers_mapper,
+    guests_mapper,
+    orders_mapper,
+    orders_query,
+    referrals_mapper,
+)
+from connectors.shopify.writer import MetafieldWriter, set_up_definitions
+
+__all__ = ["ShopifyConnector"]
+
+
+class ShopifyConnector:
+    def __init__(self, source: ShopifySource, client: ShopifyClient | None = None) -> None:
+        self.system = source.name
+        self.source = source
+        self.client = client or ShopifyClient(source)
+        self.bulk = BulkReader(self.client) if source.bulk_backfill else None
+        self.sizers: dict[str, PageSizer] = {}
+
+    def _pushes(self) -> bool:
+        return self.source.push.enabled and bool(self.source.push.fields)
+
+    def _check(self) -> None:
+        self.client.check_scopes(push=self._pushes())
+
+    def _feed(self, stream: str, root: str, fields: str | None = None) -> Feed:
+        """One feed per stream; its page sizer (cost per node) lives as long as the connector.
+
+        An order stream (``fields`` given) selects only those fields, in pages and in the
+        bulk operation of its first pass.
+        """
+        sizer = self.sizers.setdefault(stream, PageSizer(self.source.page_size))
+        if fields is None:
+            return Feed(self.client, root, CUSTOMERS_QUERY, sizer)
+        bulk = (self.bulk, bulk_orders_query(fields)) if self.bulk is not None else None
+        return Feed(self.client, root, orders_query(fields), sizer, bulk)
+
+    def streams(self) -> Sequence[Stream]:
+        def stream(name: str, kind: RecordKind, feed: Feed, mapper: Mapper) -> Stream:
+            return ShopifyStream(name, kind, feed, mapper, self._check)
+
+        streams = [
+            stream(
+                "customers",
+                RecordKind.CUSTOMER,
+                self._feed("customers", "customers"),
+                customers_mapper,
+            ),
+            stream(
+                "guests",
+                RecordKind.CUSTOMER,
+                self._feed("guests", "orders", GUEST_FIELDS),
+                guests_mapper,
+            ),
+            stream(
+                "orders",
+                RecordKind.TRANSACTION,
+                self._feed("orders", "orders", ORDER_FIELDS),
+                orders_mapper,
+            ),
+        ]
+        if self.source.referrals.any:
+            streams.append(
+                stream(
+                    "referrals",
+                    RecordKind.REFERRAL,
+                    self._feed("referrals", "orders", REFERRAL_FIELDS),
+                    referrals_mapper(ReferralReader(self.source.referrals)),
+                )
+            )
+        return streams
+
+    def writer(self) -> Writer | None:
+        push = self.source.push
+        return MetafieldWriter(
+            self.client, self.source.metafield_namespace, push.fields, push.batch_size
+        )
+
+    def set_up(self, console: Console, dry_run: bool) -> None:
+        fields = self.source.push.fields
+        if not fields:
+            console.say("no push fields are configured; nothing to define")
+            return
+        created = set_up_definitions(
+            self.client, self.source.metafield_namespace, fields, console, dry_run
+        )
+        if not dry_run:
+            console.say(f"{created} metafield definition(s) created")
