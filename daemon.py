@@ -623,11 +623,13 @@ def baseline_compare(
 def export_customers_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.")],
     config: ConfigOption = None,
+    as_of: AsOfOption = None,
 ) -> None:
-    """One row per ledger customer: customer_id, sources, then every metric."""
+    """One row per ledger customer: customer_id, sources, then every metric (from the last
+    run, or computed as they stood at --as-of)."""
     settings = load(config)
     engine = open_ledger(settings)
-    count = export_customers(engine, out)
+    count = export_customers(engine, out, parse_as_of(as_of), settings.metrics)
     console.print(f"Wrote {count:,} customers to {out}")
 
 
