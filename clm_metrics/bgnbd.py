@@ -77,14 +77,28 @@ def _dropout_odds(model: BgNbd, x: Array, t_x: Array, big_t: Array) -> Array:
     return odds
 
 
-def _bgnbd_ll(params: Array, x: Array, t_x: Array, big_t: Array) -> Array:
+Groups = tuple[Array, npt.NDArray[np.intp]]
+"""The distinct values of ``x`` and, per customer, the index of theirs: the gamma-function
+terms depend on ``x`` alone, which takes few values, so they are computed once per value."""
+
+
+def groups_of(x: Array) -> Groups:
+    values, index = np.unique(x, return_inverse=True)
+    return values, index.reshape(-1)
+
+
+def _bgnbd_ll(
+    params: Array, x: Array, t_x: Array, big_t: Array, groups: Groups | None = None
+) -> Array:
     r, alpha, a, b = params
-    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    a2 = (
-        special.gammaln(a + b)
-        + special.gammaln(b + x)
-        - special.gammaln(b)
-        - special.gammaln(a + b + x)
+    xs, index = groups or groups_of(x)
+    gammaln = special.gammaln
+    per_x = (
+        (gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs))[index]
+        - gammaln(r)
+        + r * np.log(alpha)
+        + gammaln(a + b)
+        - gammaln(b)
     )
     a3 = -(r + x) * np.log(alpha + big_t)
     repeat = x > 0
@@ -94,35 +108,27 @@ def _bgnbd_ll(params: Array, x: Array, t_x: Array, big_t: Array) -> Array:
         np.log(a) - np.log(b + safe_x - 1.0) - (r + safe_x) * np.log(alpha + t_x),
         -np.inf,
     )
-    result: Array = a1 + a2 + np.logaddexp(a3, a4)
+    result: Array = per_x + np.logaddexp(a3, a4)
     return result
 
 
-def _bgnbd_gradient(params: Array, x: Array, t_x: Array, big_t: Array) -> Array:
+def _bgnbd_gradient(params: Array, x: Array, t_x: Array, big_t: Array, groups: Groups) -> Array:
     """d log-likelihood / d (r, alpha, a, b), one row per customer."""
     r, alpha, a, b = params
+    xs, index = groups
     repeat = x > 0
     safe_x = np.where(repeat, x, 1.0)
-    a3 = -(r + x) * np.log(alpha + big_t)
-    a4 = np.where(
-        repeat,
-        np.log(a) - np.log(b + safe_x - 1.0) - (r + safe_x) * np.log(alpha + t_x),
-        -np.inf,
-    )
+    log_big_t, log_t_x = np.log(alpha + big_t), np.log(alpha + t_x)
+    a3 = -(r + x) * log_big_t
+    a4 = np.where(repeat, np.log(a) - np.log(b + safe_x - 1.0) - (r + safe_x) * log_t_x, -np.inf)
     total = np.logaddexp(a3, a4)
     w3, w4 = np.exp(a3 - total), np.exp(a4 - total)
     digamma = special.digamma
-    d_r = (
-        digamma(r + x)
-        - digamma(r)
-        + np.log(alpha)
-        - w3 * np.log(alpha + big_t)
-        - w4 * np.log(alpha + t_x)
-    )
-    d_alpha = r / alpha - w3 * (r + x) / (alpha + big_t) - w4 * (r + x) / (alpha + t_x)
-    shared = digamma(a + b) - digamma(a + b + x)
+    d_r = (digamma(r + xs) - digamma(r) + np.log(alpha))[index] - w3 * log_big_t - w4 * log_t_x
+    d_alpha = r / alpha - (r + x) * (w3 / (alpha + big_t) + w4 / (alpha + t_x))
+    shared = (digamma(a + b) - digamma(a + b + xs))[index]
     d_a = shared + w4 / a
-    d_b = shared + digamma(b + x) - digamma(b) - w4 / (b + safe_x - 1.0)
+    d_b = shared + (digamma(b + xs) - digamma(b))[index] - w4 / (b + safe_x - 1.0)
     return np.column_stack([d_r, d_alpha, d_a, d_b])
 
 
@@ -182,13 +188,15 @@ def _objective(
 def fit_bgnbd(x: Array, t_x: Array, big_t: Array) -> BgNbd:
     """Maximum-likelihood BG/NBD parameters for the given customers."""
     (ux, ut, u_big_t), weights = _distinct(x, t_x, big_t)
+    groups = groups_of(ux)
     objective = _objective(
-        lambda params: _bgnbd_ll(params, ux, ut, u_big_t),
-        lambda params: _bgnbd_gradient(params, ux, ut, u_big_t),
+        lambda params: _bgnbd_ll(params, ux, ut, u_big_t, groups),
+        lambda params: _bgnbd_gradient(params, ux, ut, u_big_t, groups),
         weights,
     )
     r, alpha, a, b = _maximise(objective, 4)
-    ll = float(np.dot(weights, _bgnbd_ll(np.array([r, alpha, a, b]), ux, ut, u_big_t)))
+    fitted = np.array([r, alpha, a, b])
+    ll = float(np.dot(weights, _bgnbd_ll(fitted, ux, ut, u_big_t, groups)))
     return BgNbd(float(r), float(alpha), float(a), float(b), ll, int(weights.sum()))
 
 
