@@ -107,8 +107,13 @@ def _comparison(comparison: Comparison, name: str) -> str:
         "%",
     )
     note = "" if comparison.status == "final" else f"<p>{html.escape(comparison.message)}</p>"
+    flow = ""
+    if comparison.flow is not None and comparison.flow.height:
+        wide = comparison.flow.pivot("to", index="from", values="customers").fill_null(0)
+        flow = "<h2>Stage flow since the baseline</h2><p>Rows: stage then; columns: now.</p>"
+        flow += _table(wide)
     return f"<p>Against baseline {html.escape(name)!s} ({comparison.status}).</p>{note}" + (
-        _table(rows) + chart
+        _table(rows) + chart + flow
     )
 
 

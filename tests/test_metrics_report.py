@@ -6,6 +6,7 @@ import re
 from datetime import date
 
 import numpy as np
+import polars as pl
 
 from clm_metrics import LedgerFrames, customer_metrics, customers_frame, transactions_frame
 from clm_metrics.business import business_figures
@@ -28,7 +29,10 @@ def worked_report() -> Report:
 def test_the_page_holds_every_section_and_needs_nothing_from_outside() -> None:
     waiting = Waiting(date(2024, 7, 10), date(2024, 9, 1), 9.0, 62.0)
     change = Change("average_revenue_per_customer", 200.0, 220.0, 0.1, 0.05, 0.15)
-    comparison = Comparison("preliminary", waiting, (change,), "preliminary: final from <soon>")
+    flow = pl.DataFrame({"from": ["new", "new"], "to": ["active", "lost"], "customers": [3, 1]})
+    comparison = Comparison(
+        "preliminary", waiting, (change,), "preliminary: final from <soon>", flow
+    )
 
     page = render_html(worked_report(), comparison, "spring")
 
@@ -39,11 +43,13 @@ def test_the_page_holds_every_section_and_needs_nothing_from_outside() -> None:
         "Cohort retention",
         "Loss reasons",
         "Baseline comparison",
+        "Stage flow since the baseline",
         "Models",
     ):
         assert f"<h2>{heading}</h2>" in page
     assert "as of 2024-07-01" in page
     assert "+10.0%" in page and "+5.0% to +15.0%" in page
+    assert "<tr><td>new</td><td>3</td><td>1</td></tr>" in page, "3 new became active, 1 lost"
     assert "&lt;soon&gt;" in page, "text from the figures is escaped"
     assert not re.search(r"<script|<link|src=|href=", page), "no outside files, no scripts"
     # every cohort bought in its first month: five cohorts, each a dark 100% cell at +0
