@@ -49,6 +49,7 @@ from sync.db import (
 )
 from sync.export import export_customers
 from sync.figures import compute_figures
+from sync.html_report import render_html
 from sync.identity.admin import (
     AdminError,
     explain_pair,
@@ -594,13 +595,34 @@ def print_report(figures: Report) -> None:
 
 
 @app.command("report")
-def report_command(config: ConfigOption = None, as_of: AsOfOption = None) -> None:
+def report_command(
+    config: ConfigOption = None,
+    as_of: AsOfOption = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Also write a self-contained HTML page with charts to this file."),
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="Compare with this baseline in the HTML page.")
+    ] = None,
+) -> None:
     """Business figures: customers by stage, acquired and lost per month, revenue per
     customer, CAC by channel, cohort retention, evangelists, loss reasons, the models."""
     settings = load(config)
     engine = open_ledger(settings)
     moment = parse_as_of(as_of) or datetime.now(UTC)
-    print_report(report(engine, moment, settings.metrics))
+    figures = report(engine, moment, settings.metrics)
+    print_report(figures)
+    if html is None:
+        return
+    comparison = None
+    if baseline is not None:
+        try:
+            comparison = compare_with_baseline(engine, baseline, moment, settings.metrics)
+        except BaselineError as error:
+            fail(str(error))
+    html.write_text(render_html(figures, comparison, baseline or ""), encoding="utf-8")
+    console.print(f"Wrote the report to {html}", highlight=False)
 
 
 @baseline_app.command("create")
@@ -666,11 +688,13 @@ def baseline_compare(
 def export_customers_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.")],
     config: ConfigOption = None,
+    as_of: AsOfOption = None,
 ) -> None:
-    """One row per ledger customer: customer_id, sources, then every metric."""
+    """One row per ledger customer: customer_id, sources, then every metric (from the last
+    run, or computed as they stood at --as-of)."""
     settings = load(config)
     engine = open_ledger(settings)
-    count = export_customers(engine, out)
+    count = export_customers(engine, out, parse_as_of(as_of), settings.metrics)
     console.print(f"Wrote {count:,} customers to {out}")
 
 

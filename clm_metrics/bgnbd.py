@@ -21,7 +21,9 @@ Array = npt.NDArray[np.float64]
 
 _START = np.zeros(4)
 _TOLERANCE = 1e-10
-_MAX_ITERATIONS = 10_000
+_MAX_ITERATIONS = 4_000
+_LOG_BOUND = 12.0
+"""Parameters stay within e^-12 .. e^12."""
 
 
 class FitError(ValueError):
@@ -75,14 +77,28 @@ def _dropout_odds(model: BgNbd, x: Array, t_x: Array, big_t: Array) -> Array:
     return odds
 
 
-def _bgnbd_ll(params: Array, x: Array, t_x: Array, big_t: Array) -> Array:
+Groups = tuple[Array, npt.NDArray[np.intp]]
+"""The distinct values of ``x`` and, per customer, the index of theirs: the gamma-function
+terms depend on ``x`` alone, which takes few values, so they are computed once per value."""
+
+
+def groups_of(x: Array) -> Groups:
+    values, index = np.unique(x, return_inverse=True)
+    return values, index.reshape(-1)
+
+
+def _bgnbd_ll(
+    params: Array, x: Array, t_x: Array, big_t: Array, groups: Groups | None = None
+) -> Array:
     r, alpha, a, b = params
-    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    a2 = (
-        special.gammaln(a + b)
-        + special.gammaln(b + x)
-        - special.gammaln(b)
-        - special.gammaln(a + b + x)
+    xs, index = groups or groups_of(x)
+    gammaln = special.gammaln
+    per_x = (
+        (gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs))[index]
+        - gammaln(r)
+        + r * np.log(alpha)
+        + gammaln(a + b)
+        - gammaln(b)
     )
     a3 = -(r + x) * np.log(alpha + big_t)
     repeat = x > 0
@@ -92,8 +108,28 @@ def _bgnbd_ll(params: Array, x: Array, t_x: Array, big_t: Array) -> Array:
         np.log(a) - np.log(b + safe_x - 1.0) - (r + safe_x) * np.log(alpha + t_x),
         -np.inf,
     )
-    result: Array = a1 + a2 + np.logaddexp(a3, a4)
+    result: Array = per_x + np.logaddexp(a3, a4)
     return result
+
+
+def _bgnbd_gradient(params: Array, x: Array, t_x: Array, big_t: Array, groups: Groups) -> Array:
+    """d log-likelihood / d (r, alpha, a, b), one row per customer."""
+    r, alpha, a, b = params
+    xs, index = groups
+    repeat = x > 0
+    safe_x = np.where(repeat, x, 1.0)
+    log_big_t, log_t_x = np.log(alpha + big_t), np.log(alpha + t_x)
+    a3 = -(r + x) * log_big_t
+    a4 = np.where(repeat, np.log(a) - np.log(b + safe_x - 1.0) - (r + safe_x) * log_t_x, -np.inf)
+    total = np.logaddexp(a3, a4)
+    w3, w4 = np.exp(a3 - total), np.exp(a4 - total)
+    digamma = special.digamma
+    d_r = (digamma(r + xs) - digamma(r) + np.log(alpha))[index] - w3 * log_big_t - w4 * log_t_x
+    d_alpha = r / alpha - (r + x) * (w3 / (alpha + big_t) + w4 / (alpha + t_x))
+    shared = (digamma(a + b) - digamma(a + b + xs))[index]
+    d_a = shared + w4 / a
+    d_b = shared + (digamma(b + xs) - digamma(b))[index] - w4 / (b + safe_x - 1.0)
+    return np.column_stack([d_r, d_alpha, d_a, d_b])
 
 
 def _distinct(*columns: Array) -> tuple[list[Array], Array]:
@@ -102,36 +138,66 @@ def _distinct(*columns: Array) -> tuple[list[Array], Array]:
     return [unique[:, i] for i in range(unique.shape[1])], counts.astype(np.float64)
 
 
-def _maximise(negative_ll: Callable[[Array], float], size: int) -> Array:
-    """Nelder-Mead on log-parameters (positivity for free), polished by L-BFGS-B."""
-    start = _START[:size]
-    first = optimize.minimize(
-        negative_ll,
-        start,
-        method="Nelder-Mead",
-        options={"xatol": 1e-8, "fatol": _TOLERANCE, "maxiter": _MAX_ITERATIONS},
+Objective = Callable[[Array], tuple[float, Array]]
+
+
+def _maximise(objective: Objective, size: int) -> Array:
+    """L-BFGS-B with the analytic gradient on log-parameters (positivity for free).
+
+    Log-parameters are bounded: a maximum on a bound means the data pull a parameter to zero
+    or infinity (the model does not describe them), which is reported, not returned.
+    """
+    bounds = [(-_LOG_BOUND, _LOG_BOUND)] * size
+    best = optimize.minimize(
+        objective,
+        _START[:size],
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": _MAX_ITERATIONS, "ftol": _TOLERANCE, "gtol": 1e-9},
     )
-    polished = optimize.minimize(negative_ll, first.x, method="L-BFGS-B")
-    best = polished if polished.fun <= first.fun else first
     if not np.all(np.isfinite(best.x)) or not np.isfinite(best.fun):
         raise FitError("the likelihood has no finite maximum for this data")
+    if np.any(np.abs(best.x) > _LOG_BOUND - 0.5):
+        raise FitError(
+            "a parameter runs off to zero or infinity: the data do not fit the model's shape"
+        )
     return np.exp(best.x)  # type: ignore[no-any-return]
+
+
+def _objective(
+    log_likelihood: Callable[[Array], Array],
+    gradient: Callable[[Array], Array],
+    weights: Array,
+) -> Objective:
+    """Mean negative log-likelihood over customers and its gradient in log-parameters."""
+    scale = float(weights.sum())
+
+    def objective(log_params: Array) -> tuple[float, Array]:
+        params = np.exp(log_params)
+        with np.errstate(all="ignore"):
+            total = float(np.dot(weights, log_likelihood(params)))
+            slope = weights @ gradient(params) * params
+        if not np.isfinite(total) or not np.all(np.isfinite(slope)):
+            return np.inf, np.zeros_like(log_params)
+        return -total / scale, -slope / scale
+
+    return objective
 
 
 def fit_bgnbd(x: Array, t_x: Array, big_t: Array) -> BgNbd:
     """Maximum-likelihood BG/NBD parameters for the given customers."""
     (ux, ut, u_big_t), weights = _distinct(x, t_x, big_t)
-    scale = float(weights.sum())
-
-    def negative_ll(log_params: Array) -> float:
-        with np.errstate(all="ignore"):
-            ll = _bgnbd_ll(np.exp(log_params), ux, ut, u_big_t)
-        total = float(np.dot(weights, ll))
-        return -total / scale if np.isfinite(total) else np.inf
-
-    r, alpha, a, b = _maximise(negative_ll, 4)
-    ll = float(np.dot(weights, _bgnbd_ll(np.array([r, alpha, a, b]), ux, ut, u_big_t)))
-    return BgNbd(float(r), float(alpha), float(a), float(b), ll, int(scale))
+    groups = groups_of(ux)
+    objective = _objective(
+        lambda params: _bgnbd_ll(params, ux, ut, u_big_t, groups),
+        lambda params: _bgnbd_gradient(params, ux, ut, u_big_t, groups),
+        weights,
+    )
+    r, alpha, a, b = _maximise(objective, 4)
+    fitted = np.array([r, alpha, a, b])
+    ll = float(np.dot(weights, _bgnbd_ll(fitted, ux, ut, u_big_t, groups)))
+    return BgNbd(float(r), float(alpha), float(a), float(b), ll, int(weights.sum()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +216,18 @@ class GammaGamma:
         own = np.where(x > 0, mean_value, 0.0)
         result: Array = self.p * (self.v + x * own) / (self.p * x + self.q - 1.0)
         return result
+
+
+def _gamma_gamma_gradient(params: Array, x: Array, mean_value: Array) -> Array:
+    """d log-likelihood / d (p, q, v), one row per customer."""
+    p, q, v = params
+    px = p * x
+    digamma = special.digamma
+    spread = np.log(v + x * mean_value)
+    d_p = x * (digamma(px + q) - digamma(px) + np.log(mean_value) + np.log(x) - spread)
+    d_q = digamma(px + q) - digamma(q) + np.log(v) - spread
+    d_v = q / v - (px + q) / (v + x * mean_value)
+    return np.column_stack([d_p, d_q, d_v])
 
 
 def _gamma_gamma_ll(params: Array, x: Array, mean_value: Array) -> Array:
@@ -172,18 +250,15 @@ def fit_gamma_gamma(x: Array, mean_value: Array) -> GammaGamma:
     value of their repeat orders (``> 0``)."""
     keep = (x > 0) & (mean_value > 0)
     (ux, um), weights = _distinct(x[keep], mean_value[keep])
-    scale = float(weights.sum())
-    if scale == 0:
+    if weights.size == 0:
         raise FitError("no repeat buyer with a positive order value")
-
-    def negative_ll(log_params: Array) -> float:
-        with np.errstate(all="ignore"):
-            ll = _gamma_gamma_ll(np.exp(log_params), ux, um)
-        total = float(np.dot(weights, ll))
-        return -total / scale if np.isfinite(total) else np.inf
-
-    p, q, v = _maximise(negative_ll, 3)
+    objective = _objective(
+        lambda params: _gamma_gamma_ll(params, ux, um),
+        lambda params: _gamma_gamma_gradient(params, ux, um),
+        weights,
+    )
+    p, q, v = _maximise(objective, 3)
     if q <= 1:
         raise FitError(f"order values vary too much for a finite mean (q = {q:.3g} <= 1)")
     ll = float(np.dot(weights, _gamma_gamma_ll(np.array([p, q, v]), ux, um)))
-    return GammaGamma(float(p), float(q), float(v), ll, int(scale))
+    return GammaGamma(float(p), float(q), float(v), ll, int(weights.sum()))

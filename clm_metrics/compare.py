@@ -80,6 +80,9 @@ class Comparison:
     waiting: Waiting
     changes: tuple[Change, ...]
     message: str
+    flow: pl.DataFrame | None = None
+    """Customers by lifecycle stage at the baseline (``from``; ``(none)`` for customers new
+    since) and now (``to``)."""
 
 
 def _values(table: pl.DataFrame, value: pl.Expr, who: pl.Expr) -> Array:
@@ -111,6 +114,19 @@ def _change(figure: str, before: Array, after: Array, settings: BaselineSettings
     return Change(figure, base, now, now / base - 1, float(low), float(high))
 
 
+def stage_flow(baseline: pl.DataFrame, now: pl.DataFrame) -> pl.DataFrame:
+    """How many customers moved from each lifecycle stage at the baseline to each now."""
+    before = baseline.select("customer_id", pl.col("lifecycle_stage").alias("from"))
+    after = now.select("customer_id", pl.col("lifecycle_stage").alias("to"))
+    return (
+        after.join(before, on="customer_id", how="left")
+        .with_columns(pl.col("from").fill_null("(none)"))
+        .group_by("from", "to")
+        .agg(customers=pl.len().cast(pl.Int64))
+        .sort("from", "to")
+    )
+
+
 def compare(
     baseline: pl.DataFrame,
     now: pl.DataFrame,
@@ -136,6 +152,7 @@ def compare(
         _change(figure, _values(baseline, value, who), _values(now, value, who), settings)
         for figure, (value, who) in COMPARED.items()
     )
+    flow = stage_flow(baseline, now)
     if today < waiting.final:
         return Comparison(
             "preliminary",
@@ -143,5 +160,6 @@ def compare(
             changes,
             f"preliminary: the slowest repeat purchasers buy every {waiting.slow_gap_days:g} "
             f"days, so results are final from {waiting.final.isoformat()}",
+            flow,
         )
-    return Comparison("final", waiting, changes, "final")
+    return Comparison("final", waiting, changes, "final", flow)

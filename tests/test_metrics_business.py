@@ -11,7 +11,7 @@ import polars as pl
 
 from clm_metrics import LedgerFrames, customer_metrics, customers_frame, transactions_frame
 from clm_metrics.business import business_figures, cohort_retention
-from clm_metrics.compare import compare, waiting_rule
+from clm_metrics.compare import compare, stage_flow, waiting_rule
 from clm_metrics.history import known_transactions
 from config.models import BaselineSettings, MetricsConfig
 from tests.test_metrics_segments import AS_OF, BUSINESS
@@ -106,6 +106,8 @@ def _figures(revenue: list[float], gaps: np.ndarray) -> pl.DataFrame:
     count = len(revenue)
     return pl.DataFrame(
         {
+            "customer_id": list(range(1, count + 1)),
+            "lifecycle_stage": ["active"] * count,
             "orders": [2] * count,
             "net_revenue": revenue,
             "average_order_value": [r / 2 for r in revenue],
@@ -161,3 +163,16 @@ def test_compare_gives_changes_with_a_bootstrap_interval() -> None:
     assert spread.low is not None and spread.high is not None and spread.change is not None
     assert spread.low < spread.change < spread.high
     assert spread.high - spread.low > 0.05, "20 noisy customers cannot pin the change"
+
+
+def test_stage_flow_counts_moves_between_stages_since_the_baseline() -> None:
+    then = pl.DataFrame({"customer_id": [1, 2, 3], "lifecycle_stage": ["active", "active", "new"]})
+    now = pl.DataFrame(
+        {"customer_id": [1, 2, 3, 4], "lifecycle_stage": ["active", "lapsed", "active", "new"]}
+    )
+    assert stage_flow(then, now).rows() == [
+        ("(none)", "new", 1),  # acquired since the baseline
+        ("active", "active", 1),
+        ("active", "lapsed", 1),
+        ("new", "active", 1),
+    ]

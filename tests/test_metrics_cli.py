@@ -37,3 +37,10 @@ def test_report_baseline_create_and_compare(tmp_path: Path) -> None:
     assert later.returncode == 0, later.stderr
     assert "average revenue per customer" in later.stdout
     assert "(final)" in later.stdout
+
+    page = tmp_path / "report.html"
+    args = ("--config", config, "--as-of", "2026-06-01", "--html", str(page))
+    written = clm_sync("report", *args, "--baseline", "spring")
+    assert written.returncode == 0, written.stderr
+    text = page.read_text(encoding="utf-8")
+    assert "<h2>Baseline comparison</h2>" in text and "<svg" in text

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -17,6 +19,7 @@ from connectors.records import (
     SourceTransaction,
     TransactionKind,
 )
+from sync.export import export_customers
 from sync.figures import compute_figures
 from sync.frames import read_frames
 from sync.ledger import CustomerLink, CustomerMetrics, SourceCustomerRow
@@ -139,3 +142,21 @@ def test_stored_figures_combine_the_systems(engine: Engine) -> None:
     assert (ann["support_incidents"], ann["open_incidents"], ann["cac"]) == (1, 0, "40.00")
     assert (ann["referrals_made"], ann["referred_revenue"]) == (1, "0.00")
     assert ann["acquisition_channel"] == "ads"
+
+
+def test_export_as_of_a_past_date_uses_only_what_was_known_then(
+    engine: Engine, tmp_path: Path
+) -> None:
+    business(engine)
+    compute_figures(engine, AS_OF)
+    ann, bob = ledger_id(engine, "shop", "S1"), ledger_id(engine, "shop", "S2")
+
+    def orders(out: Path) -> dict[int, str]:
+        with out.open(encoding="utf-8", newline="") as handle:
+            return {int(row["customer_id"]): row["orders"] for row in csv.DictReader(handle)}
+
+    export_customers(engine, tmp_path / "now.csv")
+    export_customers(engine, tmp_path / "then.csv", datetime(2024, 6, 6, tzinfo=UTC))
+
+    assert orders(tmp_path / "now.csv") == {ann: "1", bob: "1"}
+    assert orders(tmp_path / "then.csv") == {ann: "1", bob: "0"}  # Bob bought on 2024-06-20
