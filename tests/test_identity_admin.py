@@ -24,7 +24,7 @@ from sync.identity.admin import (
     undo,
     unmerge,
 )
-from sync.ledger import CustomerMetrics, TransactionMatch
+from sync.ledger import CustomerMetrics, SourceTransactionRow, TransactionMatch
 from sync.push import plan_updates
 from sync.reconcile import reconcile
 from tests.conftest import clm_sync, ingest_records, write_config
@@ -35,6 +35,7 @@ AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 FIELDS = [PushField(metric=m, field=m) for m in ("orders", "net_revenue", "last_purchase")]
 METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
 MATCH = TransactionMatch.__table__  # type: ignore[attr-defined]
+TRANSACTION = SourceTransactionRow.__table__  # type: ignore[attr-defined]
 
 
 def sale(ext: str, customer: str, day: int, amount: str, **extra: str) -> SourceTransaction:
@@ -229,11 +230,16 @@ def test_a_shop_order_booked_again_in_quickbooks_counts_once(engine: Engine) -> 
     assert result.transactions_matched == 1
     with engine.connect() as connection:
         (values,) = connection.execute(select(METRICS.c.values_json)).scalars().all()
-        matched = connection.execute(select(MATCH.c.rule)).scalars().all()
+        matched = connection.execute(
+            select(MATCH.c.rule, TRANSACTION.c.system, TRANSACTION.c.external_id).join(
+                TRANSACTION, TRANSACTION.c.id == MATCH.c.transaction_id
+            )
+        ).all()
     figures = json.loads(values)
     assert figures["orders"] == 3
     assert Decimal(figures["net_revenue"]) == Decimal("180.00")
-    assert matched == ["same order number"]
+    # QuickBooks is the authority: its sales receipt counts, the shop's order is left out.
+    assert [tuple(row) for row in matched] == [("same order number", "shop", "1001")]
 
 
 def test_admin_commands_from_the_command_line(tmp_path: Path) -> None:
