@@ -24,9 +24,10 @@ from sync.identity.admin import (
     undo,
     unmerge,
 )
+from sync.identity.model import TERM_FREQUENCIES
 from sync.ledger import CustomerMetrics, SourceTransactionRow, TransactionMatch
 from sync.push import plan_updates
-from sync.reconcile import reconcile
+from sync.reconcile import load_model, reconcile
 from tests.conftest import clm_sync, ingest_records, write_config
 from tests.test_reconcile import ledger_ids, links
 
@@ -278,3 +279,33 @@ def test_admin_commands_from_the_command_line(tmp_path: Path) -> None:
 
     half = clm_sync("review", "shop:S1", "-c", config)
     assert half.returncode == 2 and "exactly one of --accept or --reject" in half.stderr
+
+
+def test_the_model_trains_when_due_and_again_on_demand(engine: Engine) -> None:
+    people = [
+        SourceCustomer(
+            f"P{i}",
+            name=f"{first} {last}",
+            email=f"{first}.{last}{i}@example.com".lower(),
+            address_line1=f"{i} Elm St",
+            postcode=f"{30300 + i % 7}",
+        )
+        for i, (first, last) in enumerate(
+            (f, s) for f in ("Ann", "Bob", "Cleo", "Dan", "Eve") for s in ("Lee", "Fox", "Moss")
+        )
+    ]
+    ingest_records(engine, "shop", people)
+    config = ReconcileConfig(min_training_records=10)
+
+    first = reconcile(engine, T0, config)
+    again = reconcile(engine, T0 + timedelta(hours=1), config)
+    retrained = reconcile(engine, T0 + timedelta(hours=2), config, retrain=True)
+
+    assert first.trained and not again.trained and retrained.trained
+    assert again.compared_records == 0
+    assert retrained.model_id > first.model_id
+    assert retrained.compared_records == len(people)
+    with engine.connect() as connection:
+        stored = load_model(connection)
+    assert stored is not None and stored[0] == retrained.model_id
+    assert set(stored[1][TERM_FREQUENCIES]) == {"first_name", "last_name"}
