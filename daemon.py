@@ -238,8 +238,11 @@ def print_outcome(outcome: CycleOutcome) -> None:
         console.print(
             f"Customers: {r.source_customers:,} source records -> {r.ledger_customers:,} ledger "
             f"customers ({r.new_customers:,} new, {r.links_changed:,} records linked anew, "
-            f"{r.retired:,} retired)"
+            f"{r.retired:,} retired); {r.compared_records:,} new or changed records compared "
+            f"in {r.compared_pairs:,} pairs"
         )
+        if r.transactions_matched:
+            console.print(f"Sales booked in two systems, counted once: {r.transactions_matched:,}")
     if step.figures is not None:
         console.print(
             f"Metrics: {step.figures.changed:,} of {step.figures.customers:,} customers changed"

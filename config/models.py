@@ -893,6 +893,17 @@ class AppConfig(StrictModel):
             seen.add(source.name)
         return self
 
+    @model_validator(mode="after")
+    def _reconcile_names_sources(self) -> AppConfig:
+        names = {source.name for source in self.sources}
+        authority = self.reconcile.revenue_authority
+        if authority is not None and authority not in names:
+            raise ValueError(
+                f"reconcile.revenue_authority: {authority!r} is not a source; "
+                f"use one of {', '.join(sorted(names))}"
+            )
+        return self
+
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
             if source.name == name:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
+from config.models import AppConfig
 from sync.identity import model
 from sync.identity.clusters import MODEL, SAME_EMAIL, Link, cluster
 from sync.identity.features import CustomerInput, company_key, features, person_names
@@ -142,3 +147,13 @@ def test_a_household_is_two_people_however_strong_the_address() -> None:
     assert flags[1, 2] and flags[2, 3]
     assert not flags[1, 3], "Tina may be Christina: a nickname is no evidence of two people"
     assert model.explain(frame, model.default_settings(), 1, 2).two_people
+
+
+def test_revenue_authority_must_name_a_source(tmp_path: Path) -> None:
+    source = {"type": "csv", "name": "shop", "path": str(tmp_path)}
+    config = {"ledger": "sqlite:///x.db", "sources": [source]}
+    assert AppConfig.model_validate({**config, "reconcile": {"revenue_authority": "shop"}})
+    with pytest.raises(ValidationError, match="'books' is not a source; use one of shop"):
+        AppConfig.model_validate({**config, "reconcile": {"revenue_authority": "books"}})
+    with pytest.raises(ValidationError, match="SOURCE_NAME:EXTERNAL_ID"):
+        AppConfig.model_validate({**config, "reconcile": {"never_merge": [["shop1", "shop:2"]]}})

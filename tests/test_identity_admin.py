@@ -24,9 +24,10 @@ from sync.identity.admin import (
     undo,
     unmerge,
 )
-from sync.ledger import CustomerMetrics, TransactionMatch
+from sync.identity.model import TERM_FREQUENCIES
+from sync.ledger import CustomerMetrics, SourceTransactionRow, TransactionMatch
 from sync.push import plan_updates
-from sync.reconcile import reconcile
+from sync.reconcile import load_model, reconcile
 from tests.conftest import clm_sync, ingest_records, write_config
 from tests.test_reconcile import ledger_ids, links
 
@@ -35,6 +36,7 @@ AS_OF = datetime(2026, 6, 1, tzinfo=UTC)
 FIELDS = [PushField(metric=m, field=m) for m in ("orders", "net_revenue", "last_purchase")]
 METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
 MATCH = TransactionMatch.__table__  # type: ignore[attr-defined]
+TRANSACTION = SourceTransactionRow.__table__  # type: ignore[attr-defined]
 
 
 def sale(ext: str, customer: str, day: int, amount: str, **extra: str) -> SourceTransaction:
@@ -229,11 +231,16 @@ def test_a_shop_order_booked_again_in_quickbooks_counts_once(engine: Engine) -> 
     assert result.transactions_matched == 1
     with engine.connect() as connection:
         (values,) = connection.execute(select(METRICS.c.values_json)).scalars().all()
-        matched = connection.execute(select(MATCH.c.rule)).scalars().all()
+        matched = connection.execute(
+            select(MATCH.c.rule, TRANSACTION.c.system, TRANSACTION.c.external_id).join(
+                TRANSACTION, TRANSACTION.c.id == MATCH.c.transaction_id
+            )
+        ).all()
     figures = json.loads(values)
     assert figures["orders"] == 3
     assert Decimal(figures["net_revenue"]) == Decimal("180.00")
-    assert matched == ["same order number"]
+    # QuickBooks is the authority: its sales receipt counts, the shop's order is left out.
+    assert [tuple(row) for row in matched] == [("same order number", "shop", "1001")]
 
 
 def test_admin_commands_from_the_command_line(tmp_path: Path) -> None:
@@ -266,13 +273,39 @@ def test_admin_commands_from_the_command_line(tmp_path: Path) -> None:
 
     undone = clm_sync("undo", "1", "--by", "lee", "-c", config)
     assert undone.returncode == 0 and "Undid entry 1" in undone.stdout
-    again = clm_sync("undo", "1", "-c", config)
-    assert again.returncode == 1 and "undone already" in again.stderr
 
     unknown = clm_sync("unmerge", "shop:NOPE", "-c", config)
     assert unknown.returncode == 1 and "no live customer record shop:NOPE" in unknown.stderr
 
-    review = clm_sync("review", "-c", config)
-    assert review.returncode == 0 and "Nothing to review" in review.stdout
     half = clm_sync("review", "shop:S1", "-c", config)
-    assert half.returncode == 2
+    assert half.returncode == 2 and "exactly one of --accept or --reject" in half.stderr
+
+
+def test_the_model_trains_when_due_and_again_on_demand(engine: Engine) -> None:
+    people = [
+        SourceCustomer(
+            f"P{i}",
+            name=f"{first} {last}",
+            email=f"{first}.{last}{i}@example.com".lower(),
+            address_line1=f"{i} Elm St",
+            postcode=f"{30300 + i % 7}",
+        )
+        for i, (first, last) in enumerate(
+            (f, s) for f in ("Ann", "Bob", "Cleo", "Dan", "Eve") for s in ("Lee", "Fox", "Moss")
+        )
+    ]
+    ingest_records(engine, "shop", people)
+    config = ReconcileConfig(min_training_records=10)
+
+    first = reconcile(engine, T0, config)
+    again = reconcile(engine, T0 + timedelta(hours=1), config)
+    retrained = reconcile(engine, T0 + timedelta(hours=2), config, retrain=True)
+
+    assert first.trained and not again.trained and retrained.trained
+    assert again.compared_records == 0
+    assert retrained.model_id > first.model_id
+    assert retrained.compared_records == len(people)
+    with engine.connect() as connection:
+        stored = load_model(connection)
+    assert stored is not None and stored[0] == retrained.model_id
+    assert set(stored[1][TERM_FREQUENCIES]) == {"first_name", "last_name"}

@@ -7,7 +7,9 @@ carries prior m/u values so a small ledger matches sensibly before any training;
 leave each comparison free in turn).
 
 Blocking rules keep the candidate pairs near-linear: exact e-mail, exact phone, postcode with
-street number, and last name with canonical first name inside a postcode area.
+street number, surname or first name within a postcode, street with number, surname with
+canonical first name inside a postcode area, and swapped names. Each rule joins on equal
+values, so a block holds only records that share a rare-ish key.
 """
 
 from __future__ import annotations
