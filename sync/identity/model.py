@@ -373,7 +373,7 @@ def score_new(
     if TERM_FREQUENCIES not in settings:
         for column in TF_COLUMNS:
             linker.table_management.compute_tf_table(column)
-    api = linker._db_api
+    api = records.db_api
     new = api.register(frame[is_new].reset_index(drop=True), dataset_display_name="new_records")
     parts = [linker.inference.predict_within(new, warning_mode="never")]
     if not is_new.all():
