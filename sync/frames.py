@@ -134,7 +134,10 @@ def read_frames(connection: Connection, customer_ids: Sequence[int] | None = Non
         customer_ids,
     ).where(
         # a sale booked in two systems counts once: its other booking is left out
-        _TRANSACTION.c.id.not_in(select(_MATCHED.c.transaction_id))
+        # (NOT EXISTS: PostgreSQL turns a large NOT IN subquery into a nested loop)
+        ~select(_MATCHED.c.transaction_id)
+        .where(_MATCHED.c.transaction_id == _TRANSACTION.c.id)
+        .exists()
     )
     interactions = _with_customer(
         select(

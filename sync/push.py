@@ -249,14 +249,21 @@ def push_system(
 def _missing_customers(connection: Connection, system: str) -> list[int]:
     """Live ledger customers without a live record of their own in ``system``, not yet created
     there by us."""
+    # NOT EXISTS: PostgreSQL turns a large NOT IN subquery into a nested loop
     has_record = (
         select(_LINK.c.ledger_customer_id)
         .join(_SOURCE, _SOURCE.c.id == _LINK.c.source_customer_id)
-        .where(_SOURCE.c.system == system, _SOURCE.c.deleted.is_(False), _SOURCE.c.guest.is_(False))
+        .where(
+            _LINK.c.ledger_customer_id == _CUSTOMER.c.id,
+            _SOURCE.c.system == system,
+            _SOURCE.c.deleted.is_(False),
+            _SOURCE.c.guest.is_(False),
+        )
+        .exists()
     )
     candidates = connection.execute(
         select(_CUSTOMER.c.id)
-        .where(_CUSTOMER.c.retired_at.is_(None), _CUSTOMER.c.id.not_in(has_record))
+        .where(_CUSTOMER.c.retired_at.is_(None), ~has_record)
         .order_by(_CUSTOMER.c.id)
     ).scalars()
     created = {
