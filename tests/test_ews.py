@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from config.models import OutlookLimits
+from config.models import EwsSource, OutlookLimits
+from connectors.ews import EwsConnector
 from connectors.ews.client import Budgets
 from connectors.graph.client import property_id
 from sandbox.ews import USERNAME, EwsServer
 from sandbox.graph import SALES, SUPPORT, tenant_from_business
-from sandbox.http import Request, Throttle
+from sandbox.http import Faults, Request, Throttle
 from tests.outlook_fixtures import AS_OF, SPEC, app_config, ledger_view, service, sqlite_ledger
 
 WINDOW_REQUESTS = 40
@@ -102,3 +103,29 @@ def test_budgets_are_the_account_or_the_impersonated_mailbox() -> None:
     impersonation = Budgets(OutlookLimits(), per_mailbox=True)
     assert impersonation.limiter(SALES) is impersonation.limiter(SALES.upper())
     assert impersonation.limiter(SALES) is not impersonation.limiter(SUPPORT)
+
+
+def test_injected_exchange_faults_still_end_in_the_right_ledger(tmp_path: Path) -> None:
+    """Busy answers, 503s and requests stalled past the timeout, under the client's limits."""
+    engine = sqlite_ledger(tmp_path)
+    tenant, truth = tenant_from_business(SPEC)
+    faults = Faults(
+        server_error=0.04, throttle=0.04, stall=0.02, stall_seconds=1.5, retry_after=0.05, seed=7
+    )
+    with EwsServer(tenant, throttle=_budget(), faults=faults) as server:
+        app = app_config(tmp_path, server, limits=_limits(WINDOW_REQUESTS))
+        sync = service(app, engine)
+        source = next(s for s in app.sources if isinstance(s, EwsSource))
+        sync._connectors[source.name] = EwsConnector(
+            source, now=lambda: AS_OF, timeout=1.0, retry_wait=0.05
+        )
+        for _ in range(3):  # a cycle that gave up part-way is completed by the next
+            if not sync.cycle(as_of=AS_OF).failed:
+                break
+        assert {"server_error", "throttle", "stall"} <= server.stats.faults.keys()
+        assert server.throttle.rejected == 0
+        view = ledger_view(engine)
+        assert view.contacts == set(truth.contacts)
+        assert view.messages == truth.messages
+        for _key, contact in tenant.live_contacts():
+            assert property_id("clm_orders") in contact.extended

@@ -123,9 +123,15 @@ BaseProtocol.HTTP_ADAPTER_CLS = BudgetedAdapter
 class EwsClient:
     """Accounts of the source's mailboxes, sharing one configuration (and connection pool)."""
 
-    def __init__(self, source: EwsSource) -> None:
+    def __init__(
+        self, source: EwsSource, *, timeout: float | None = None, retry_wait: float | None = None
+    ) -> None:
+        """``timeout`` (exchangelib: 120 s) bounds one request; ``retry_wait`` (10 s) is the
+        first wait after a 503 or timeout without a server hint, doubling on each retry."""
         require_https(source.ews_url, "ews_url")
         self.source = source
+        self.timeout = timeout
+        self.retry_wait = retry_wait
         self.config = Configuration(
             service_endpoint=source.ews_url,
             credentials=Credentials(source.username, source.password),
@@ -152,6 +158,11 @@ class EwsClient:
                     autodiscover=False,
                     access_type=IMPERSONATION if self.source.impersonation else DELEGATE,
                 )
+                protocol = self._accounts[key].protocol  # shared by the accounts of a config
+                if self.timeout is not None:
+                    protocol.TIMEOUT = self.timeout
+                if self.retry_wait is not None:
+                    protocol.RETRY_WAIT = self.retry_wait
             return self._accounts[key]
 
 
