@@ -339,7 +339,13 @@ class SupportRule(StrictModel):
 
 
 class OutlookLimits(StrictModel):
-    """The client-side limiter, per mailbox; defaults are Graph's published Outlook limits."""
+    """The client-side limiter per throttling budget; defaults are Graph's published limits.
+
+    Graph budgets per app and mailbox. Exchange Server budgets per account: the service
+    account's one budget for every mailbox under delegate access, or each mailbox's own under
+    ApplicationImpersonation; Graph's figures stay well inside its default policy
+    (EWSMaxConcurrency 27).
+    """
 
     max_concurrent: int = Field(default=GRAPH_MAX_CONCURRENT, ge=1, le=64)
     max_requests: int = Field(default=GRAPH_MAX_REQUESTS, ge=1)
@@ -371,6 +377,7 @@ class OutlookSource(StrictModel):
     )
     support: SupportRule = Field(default_factory=SupportRule)
     page_size: int = Field(default=GRAPH_PAGE_SIZE, ge=1, le=1000)
+    limits: OutlookLimits = Field(default_factory=OutlookLimits)
     push: OutlookPushConfig = Field(default_factory=OutlookPushConfig)
 
     @field_validator("name")
@@ -403,7 +410,6 @@ class GraphSource(OutlookSource):
     client_secret: str = Field(min_length=1, repr=False, description="Client secret value.")
     authority_host: str = Field(default=GRAPH_AUTHORITY_HOST)
     graph_url: str = Field(default=GRAPH_URL)
-    limits: OutlookLimits = Field(default_factory=OutlookLimits)
 
 
 EWS_MAX_SYNC_CHANGES = 512

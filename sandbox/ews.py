@@ -13,8 +13,9 @@ GetItem, FindItem, UpdateItem):
 
 The data is a :class:`sandbox.graph.GraphTenant`, so both back-ends are tested on the same
 tenant and the same truth. Authentication is HTTP Basic with one service account that has
-delegate access to every mailbox. Throttling answers with EWS's ``ErrorServerBusy`` SOAP fault
-carrying ``BackOffMilliseconds``.
+delegate access to every mailbox. Throttling (a :class:`sandbox.http.Throttle` per budget: the
+service account, or the impersonated mailbox) answers with EWS's ``ErrorServerBusy`` SOAP fault
+carrying ``BackOffMilliseconds``, as Exchange does.
 """
 
 from __future__ import annotations
@@ -259,13 +260,18 @@ class EwsServer(SandboxServer):
 
     @staticmethod
     def _throttle_key(request: Request) -> str:
-        """EWS throttles per account: the mailbox the request names, else the service user."""
+        """Exchange's budget: the impersonated mailbox, else the calling (service) account.
+
+        Under delegate access every mailbox's requests are charged to the service account;
+        under ApplicationImpersonation each to the mailbox named in ``ExchangeImpersonation``.
+        """
         text = request.body.decode("utf-8", "replace")
-        start = text.find("<t:EmailAddress>")
+        header = text.find("ExchangeImpersonation")
+        start = text.find("PrimarySmtpAddress>", header) if header >= 0 else -1
         if start < 0:
             return USERNAME
-        end = text.find("</t:EmailAddress>", start)
-        return text[start + len("<t:EmailAddress>") : end].lower()
+        start += len("PrimarySmtpAddress>")
+        return text[start : text.find("<", start)].strip().lower()
 
     # -- dispatch -----------------------------------------------------------------------------
 

@@ -25,10 +25,17 @@ __all__ = ["EwsConnector"]
 
 
 class EwsConnector:
-    def __init__(self, source: EwsSource, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        source: EwsSource,
+        now: Callable[[], datetime] | None = None,
+        *,
+        timeout: float | None = None,
+        retry_wait: float | None = None,
+    ) -> None:
         self.system = source.name
         self.source = source
-        self.client = EwsClient(source)
+        self.client = EwsClient(source, timeout=timeout, retry_wait=retry_wait)
         self.mail = EwsMail(self.client, source)
         self._now = now
         rule = source.push.categories
