@@ -2,10 +2,11 @@
 
 A customer is *touched* — their basis is recomputed — when their fingerprint changed (a link
 gained or lost, a source record, transaction or interaction added, changed, deleted or moved
-away), when one of their rows became known or crossed the start of a window because the
-as-of time moved, or when they have no basis yet. Everything else keeps last run's basis,
-which equals what a full recompute would give: the basis depends only on the customer's own
-rows and the as-of time (``clm_metrics.basis``).
+away, one of their sales matched to another booking of it or no longer), when one of their
+rows became known or crossed the start of a window because the as-of time moved, or when
+they have no basis yet. Everything else keeps last run's basis, which equals what a full
+recompute would give: the basis depends only on the customer's own rows, which of their
+sales are matched, and the as-of time (``clm_metrics.basis``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Connection, delete, func, insert, or_, select
+from sqlalchemy import BigInteger, Connection, cast, delete, func, insert, or_, select
 
 from clm_metrics.basis import BASIS_SCHEMA
 from config.models import MetricsConfig
@@ -27,6 +28,7 @@ from sync.ledger import (
     SourceCustomerRow,
     SourceInteractionRow,
     SourceTransactionRow,
+    TransactionMatch,
 )
 
 _BASIS = CustomerBasis.__table__  # type: ignore[attr-defined]
@@ -35,26 +37,48 @@ _LINK = CustomerLink.__table__  # type: ignore[attr-defined]
 _SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
 _TRANSACTION = SourceTransactionRow.__table__  # type: ignore[attr-defined]
 _INTERACTION = SourceInteractionRow.__table__  # type: ignore[attr-defined]
+_MATCH = TransactionMatch.__table__  # type: ignore[attr-defined]
 
 WRITE_ROWS = 5_000
 _STAMP = pl.Datetime("us", "UTC")
 
 
-def _rows_of(table: Any) -> Any:
+def _per_customer(query: Any, table: Any) -> Any:
+    """``query`` over the rows of ``table`` (transactions or interactions), grouped by the
+    ledger customer each row belongs to."""
     return (
-        select(
-            _LINK.c.ledger_customer_id,
-            func.count(),
-            func.max(table.c.updated_at),
-        )
-        .select_from(table)
-        .join(
+        query.join(
             _SOURCE,
             (_SOURCE.c.system == table.c.system)
             & (_SOURCE.c.external_id == table.c.customer_external_id),
         )
         .join(_LINK, _LINK.c.source_customer_id == _SOURCE.c.id)
         .group_by(_LINK.c.ledger_customer_id)
+    )
+
+
+def _rows_of(table: Any) -> Any:
+    query = select(_LINK.c.ledger_customer_id, func.count(), func.max(table.c.updated_at))
+    return _per_customer(query.select_from(table), table)
+
+
+def _matched(connection: Connection) -> pl.DataFrame:
+    """(customer_id, part): the customer's sales left out as another booking's duplicate
+    (``transaction_match``), summed up as count, id sum, lowest and highest id. Reconcile
+    rewrites every match's ``matched_at`` when any match changes, so the time is left out."""
+    ids = _MATCH.c.transaction_id
+    query = select(
+        _LINK.c.ledger_customer_id,
+        func.count(),
+        cast(func.sum(ids), BigInteger),
+        func.min(ids),
+        func.max(ids),
+    ).select_from(_MATCH.join(_TRANSACTION, _TRANSACTION.c.id == ids))
+    names = ("customer_id", "count", "sum", "lowest", "highest")
+    schema: dict[str, pl.DataType] = dict.fromkeys(names, pl.Int64())
+    matched = read_frame(connection, _per_customer(query, _TRANSACTION), schema)
+    return matched.select(
+        "customer_id", part=pl.concat_str([pl.col(name) for name in names[1:]], separator="/")
     )
 
 
@@ -92,7 +116,10 @@ def fingerprints(connection: Connection) -> pl.DataFrame:
             on="customer_id",
             how="left",
         )
-    columns = [pl.col(f"p{index}").fill_null("-") for index in range(len(parts))]
+    result = result.join(
+        _matched(connection).rename({"part": f"p{len(parts)}"}), on="customer_id", how="left"
+    )
+    columns = [pl.col(f"p{index}").fill_null("-") for index in range(len(parts) + 1)]
     return result.select("customer_id", fingerprint=pl.concat_str(columns, separator="|"))
 
 

@@ -400,7 +400,8 @@ class BaselineCustomer(SQLModel, table=True):
 class CustomerBasis(SQLModel, table=True):
     """What the metrics need from one customer's own rows (``clm_metrics.basis``), kept so
     that the next run recomputes only customers whose rows changed. ``fingerprint`` sums up
-    the customer's links and rows (counts and latest updates) when the basis was computed."""
+    the customer's links and rows (counts and latest updates) and their sales matched to
+    another booking, when the basis was computed."""
 
     __tablename__ = "customer_basis"
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine, select
+import polars as pl
+from sqlalchemy import Engine, delete, insert, select
 
 from config.models import MetricsConfig
 from connectors.records import (
@@ -19,11 +20,13 @@ from connectors.records import (
 )
 from sync.basis import stored_basis
 from sync.figures import compute_figures
-from sync.ledger import CustomerMetrics
+from sync.ledger import CustomerMetrics, TransactionMatch
 from sync.reconcile import reconcile
 from tests.conftest import ingest_records
+from tests.test_reconcile import ledger_ids
 
 FIGURES = CustomerMetrics.__table__  # type: ignore[attr-defined]
+MATCH = TransactionMatch.__table__  # type: ignore[attr-defined]
 FIRST = datetime(2024, 7, 1, 12, tzinfo=UTC)
 SECOND = FIRST + timedelta(days=40)
 # Short windows, so that moving the as-of time by 40 days moves rows out of them.
@@ -108,3 +111,65 @@ def test_changed_settings_recompute_everyone(engine: Engine) -> None:
     assert compute_figures(engine, FIRST - timedelta(days=1), other).recomputed == 30, (
         "an earlier as-of time recomputes everyone"
     )
+
+
+def booked_twice(engine: Engine) -> tuple[int, list[dict[str, object]]]:
+    """The business plus C0's 55.00 sale booked again in ``books``, reconciled: C0's ledger id
+    and the ``transaction_match`` rows reconcile wrote, which are taken out of the table."""
+    moment = FIRST - timedelta(days=9)
+    ingest_records(engine, "shop", [*business(), sale("O-9", "C0", moment, 55)])
+    books: list[Record] = [
+        SourceCustomer("B0", email="c0@example.com"),
+        sale("INV-9", "B0", moment, 55),
+    ]
+    ingest_records(engine, "books", books)
+    reconcile(engine, FIRST)
+    with engine.begin() as connection:
+        matches = [dict(row) for row in connection.execute(select(MATCH)).mappings()]
+        connection.execute(delete(MATCH))
+    assert len(matches) == 1, "reconcile matched the two bookings"
+    return ledger_ids(engine)["C0"], matches
+
+
+def net_revenue(engine: Engine, customer_id: int) -> Decimal:
+    with engine.connect() as connection:
+        basis = stored_basis(connection).filter(pl.col("customer_id") == customer_id)
+    return Decimal(basis["net_revenue"].item())
+
+
+def assert_incremental_equals_full(engine: Engine) -> None:
+    """A touched-only recompute stores what a full recompute computes."""
+    incremental = compute_figures(engine, FIRST, SETTINGS)
+    assert incremental.recomputed < incremental.customers, "only touched customers"
+    kept_figures = stored(engine)
+    with engine.connect() as connection:
+        kept_basis = stored_basis(connection)
+    full = compute_figures(engine, FIRST, SETTINGS, incremental=False)
+    assert full.changed == 0, "a full recompute finds nothing to change"
+    assert stored(engine) == kept_figures
+    with engine.connect() as connection:
+        assert stored_basis(connection).equals(kept_basis)
+
+
+def test_a_sale_matched_after_the_last_run_is_counted_once(engine: Engine) -> None:
+    customer, matches = booked_twice(engine)
+    compute_figures(engine, FIRST, SETTINGS)
+    assert net_revenue(engine, customer) == Decimal(110), "both bookings while unmatched"
+
+    with engine.begin() as connection:  # as reconcile records a match
+        connection.execute(insert(MATCH), matches)
+    assert_incremental_equals_full(engine)
+    assert net_revenue(engine, customer) == Decimal(55)
+
+
+def test_a_match_removed_after_the_last_run_counts_both_bookings(engine: Engine) -> None:
+    customer, matches = booked_twice(engine)
+    with engine.begin() as connection:
+        connection.execute(insert(MATCH), matches)
+    compute_figures(engine, FIRST, SETTINGS)
+    assert net_revenue(engine, customer) == Decimal(55)
+
+    with engine.begin() as connection:  # as reconcile drops a match that no longer holds
+        connection.execute(delete(MATCH))
+    assert_incremental_equals_full(engine)
+    assert net_revenue(engine, customer) == Decimal(110)
