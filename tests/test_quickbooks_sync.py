@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,9 @@ from connectors.errors import SourceError
 from sandbox.http import Faults, Throttle
 from sandbox.quickbooks import QuickBooksStandIn
 from sandbox.synthetic import BusinessSpec
+from sync.ingest import IngestCounts, StreamIngest, load_cursor
 from sync.ledger import QuarantineRow, SourceTransactionRow
+from tests.conftest import ROW_CONTEXT
 from tests.quickbooks_support import (
     connect,
     expected_customers,
@@ -117,7 +120,24 @@ def test_deletions_the_cut_cdc_answer_left_out_are_recorded(
     for receipt_id in gone:
         stand_in.company.delete("SalesReceipt", receipt_id)
     stand_in.company.advance(timedelta(minutes=5))
+    # The cycle stops after the cut answer and the first page of the complete pass ...
+    receipts_stream = next(s for s in made.streams() if s.name == "sales_receipts")
+    stop = threading.Event()
+    pages: list[IngestCounts] = []
 
+    def count(page: IngestCounts) -> None:
+        pages.append(page)
+        if len(pages) == 2:
+            stop.set()
+
+    ingest = StreamIngest(engine, made.system, receipts_stream, ROW_CONTEXT)
+    interrupted = ingest.run(None, stop, count)
+    assert interrupted.deleted == 0
+    assert set(gone) < {key.split("/")[1] for key in ledger_transactions(engine)}
+    with engine.connect() as connection:
+        assert load_cursor(connection, made.system, "sales_receipts")["pass"]
+
+    # ... and the next one completes the same pass.
     counts = pull(engine, made)
 
     assert stand_in.cut_cdc_answers == 2

@@ -347,19 +347,18 @@ class EntityStream:
         elif cursor.get("phase") == "cdc":
             since = parse_time(str(cursor["since"]))
             if self.clock() - since > CDC_SAFE_LOOKBACK:
-                yield from self._complete_pass(None)
+                yield from self._complete_pass()
             else:
                 yield from self._cdc_pages(since)
         else:
             yield from self._query_pages(None, 1, None)
 
-    def _complete_pass(self, next_since: datetime | None) -> Iterator[Page]:
+    def _complete_pass(self) -> Iterator[Page]:
         """Every live object, so that ingest can flag what is gone (see the module docstring).
 
         Named by the moment it was started, which a resumed pass keeps in its cursor.
         """
-        pass_id = _stamp(self.clock())
-        yield from self._query_pages(None, 1, next_since, pass_id)
+        yield from self._query_pages(None, 1, None, _stamp(self.clock()))
 
     def _statement(self, since: datetime | None, position: int) -> str:
         filters = [f for f in (self.spec.where,) if f]
@@ -380,7 +379,6 @@ class EntityStream:
     ) -> Iterator[Page]:
         """Query pages from ``position``; with a ``pass_id``, a complete pass (``since`` None)."""
         overlap = page_overlap(self.page_size)
-        marks: dict[str, Any] = {"pass_id": pass_id, "full_pass": bool(pass_id)}
         while True:
             statement = self._statement(since, position)
             answer = self.client.query(self.spec.entity, statement)
@@ -389,19 +387,25 @@ class EntityStream:
             records, rejected = self._map(answer, f"query {statement!r}")
             if len(answer.objects) < self.page_size:
                 cursor: dict[str, Any] = {"phase": "cdc", "since": _stamp(next_since)}
-                yield Page(records, cursor, rejected, pass_complete=True, **marks)
+                yield Page(
+                    records,
+                    cursor,
+                    rejected,
+                    pass_complete=True,
+                    pass_id=pass_id,
+                    full_pass=bool(pass_id),
+                )
                 return
             position += len(answer.objects) - overlap
-            yield Page(
-                records, _query_cursor(since, position, next_since, pass_id), rejected, **marks
-            )
+            cursor = _query_cursor(since, position, next_since, pass_id)
+            yield Page(records, cursor, rejected, pass_id=pass_id, full_pass=bool(pass_id))
 
     def _cdc_pages(self, since: datetime) -> Iterator[Page]:
         try:
             answer = self.client.cdc(self.spec.entity, since)
         except HttpError:
             # Refused (the cursor is beyond the look-back window by the server's clock).
-            yield from self._complete_pass(None)
+            yield from self._complete_pass()
             return
         records, rejected = self._map(answer, f"CDC since {_stamp(since)}")
         if len(answer.objects) >= CDC_CAP:
