@@ -13,6 +13,12 @@ Two kinds of stream:
 * **full refresh** (``full_refresh = True``): each pass yields every live record (a CSV file, an
   endpoint without a change filter). Ingest marks records that a *complete* pass did not yield
   as deleted, and quarantines an id yielded twice in one pass.
+
+An incremental stream that cannot see deletions for a while (QuickBooks after a CDC answer cut
+at its cap) can read everything instead: it marks the pages of that read ``full_pass=True``
+under one ``pass_id`` (kept in its cursor, so a resumed pass is the same pass), and ingest then
+flags deleted every live row the complete pass did not yield, exactly as for a full-refresh
+stream. An id such a pass yields twice (overlapping pages) is stored again, not quarantined.
 """
 
 from __future__ import annotations
@@ -45,7 +51,10 @@ class Page:
     """One unit of work: what the remote returned, and the cursor that follows it.
 
     ``pass_complete`` is true on the last page of a pass; for a full-refresh stream only then
-    may records that were not seen be marked deleted. ``origins`` is empty or one per record.
+    may records that were not seen be marked deleted. ``full_pass`` says that the page belongs
+    to a pass over every live record although the stream is incremental (see the module
+    docstring); ``pass_id`` names that pass (at most 40 characters). ``origins`` is empty or
+    one per record.
     """
 
     records: Sequence[Record]
@@ -53,6 +62,7 @@ class Page:
     rejected: Sequence[Rejected] = ()
     pass_complete: bool = False
     pass_id: str = ""
+    full_pass: bool = False
     origins: Sequence[Origin] = ()
 
 

@@ -4,9 +4,10 @@ For every page, in ONE transaction: new records are inserted, changed ones (by c
 updated, unchanged ones left alone, tombstones flag their row deleted, invalid records go to
 quarantine with the reason and the raw payload, and the stream's cursor moves past the page.
 A crash anywhere therefore re-pulls at most the page in flight, and memory is bounded by the
-page size. For full-refresh streams the ids of the running pass are kept in ``ingest_seen``:
-an id seen twice is quarantined, and when a pass completes every live row it did not see is
-flagged deleted (never erased).
+page size. For full-refresh streams, and for the pages of an incremental stream marked
+``full_pass``, the ids of the running pass are kept in ``ingest_seen``; when the pass completes
+every live row it did not see is flagged deleted (never erased). A full-refresh stream's id seen
+twice in a pass is quarantined; an incremental stream's is stored again (pages may overlap).
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class StreamIngest:
         plan.counts.records_in = len(page.records) + len(page.rejected)
         plan.quarantine.extend(page.rejected)
         candidates = self._valid_records(page, plan)
-        if self.stream.full_refresh:
+        if self._tracks_pass(page):
             self._track_pass(connection, page.pass_id, candidates, plan)
         existing = self._existing(connection, list(candidates))
         for external_id, candidate in candidates.items():
@@ -201,6 +202,10 @@ class StreamIngest:
             valid[external_id] = _Candidate(record, values, origin)
         return valid
 
+    def _tracks_pass(self, page: Page) -> bool:
+        """Whether the page belongs to a pass over every live record (see the docstring)."""
+        return self.stream.full_refresh or page.full_pass
+
     def _track_pass(
         self,
         connection: Connection,
@@ -208,10 +213,11 @@ class StreamIngest:
         candidates: dict[str, _Candidate],
         plan: _PagePlan,
     ) -> None:
-        """Quarantine ids seen earlier in this pass; remember the rest as seen.
+        """Remember the page's ids as seen in this pass; quarantine repeats of a full refresh.
 
         Ids of quarantined records count as seen too: a record that turned invalid keeps its
-        last good version in the ledger instead of being flagged deleted.
+        last good version in the ledger instead of being flagged deleted. An incremental
+        stream's full pass repeats ids where its pages overlap; those are simply stored again.
         """
         if pass_id != self._pass_in_seen:
             connection.execute(
@@ -233,7 +239,8 @@ class StreamIngest:
                     )
                 ).scalars()
             )
-        for external_id in already.intersection(candidates):
+        repeats = already.intersection(candidates) if self.stream.full_refresh else set()
+        for external_id in repeats:
             candidate = candidates.pop(external_id)
             plan.quarantine.append(
                 _rejected(
@@ -333,7 +340,7 @@ class StreamIngest:
                 [self._quarantine_row(rejected, run_id, now) for rejected in plan.quarantine],
             )
             plan.counts.quarantined = len(plan.quarantine)
-        if self.stream.full_refresh and page.pass_complete:
+        if self._tracks_pass(page) and page.pass_complete:
             plan.counts.deleted += self._sweep_unseen(connection, now)
 
     def _quarantine_row(

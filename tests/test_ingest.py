@@ -36,6 +36,7 @@ class ListStream:
         fail_at: int | None = None,
         rejected: Sequence[Rejected] = (),
         resume: bool = False,
+        full_pass: bool = False,
     ) -> None:
         self.name = "things"
         self.record_kind = kind
@@ -45,6 +46,7 @@ class ListStream:
         self.rejected = rejected
         self.pass_id = "pass-1"
         self.resume = resume
+        self.full_pass = full_pass
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
         start = int(cursor.get("next", 0)) if self.resume else 0
@@ -57,6 +59,7 @@ class ListStream:
                 self.rejected if index == start else (),
                 pass_complete=index == len(self.batches) - 1,
                 pass_id=self.pass_id,
+                full_pass=self.full_pass,
             )
 
 
@@ -137,6 +140,26 @@ def test_full_refresh_pass_flags_unseen_rows_deleted_only_when_complete(engine: 
     stored = rows(engine)
     assert stored["C2"].deleted and not stored["C1"].deleted and not stored["C3"].deleted
     assert counts.deleted == 1
+
+
+def test_a_full_pass_of_an_incremental_stream_flags_unseen_rows_deleted(engine: Engine) -> None:
+    ingest(engine, ListStream([[customer("C1"), customer("C2")], [customer("C3")]]))
+    changes = ingest(engine, ListStream([[customer("C1", name="Ann B")]]))
+    assert changes.deleted == 0, "an incremental pass shows changes only, never absences"
+
+    # A complete pass whose pages overlap (C2 twice), cut off after its first page ...
+    pages = [[customer("C1", name="Ann B"), customer("C2")], [customer("C2", name="Bea")]]
+    partial = ListStream(pages, full_pass=True, fail_at=1)
+    with pytest.raises(ConnectionError):
+        ingest(engine, partial)
+    assert not rows(engine)["C3"].deleted, "an unfinished pass must not delete anything"
+
+    # ... and resumed: the repeat is stored, not quarantined; C3 was not seen, so it is gone.
+    counts = ingest(engine, ListStream(pages, full_pass=True, resume=True))
+
+    stored = rows(engine)
+    assert (counts.deleted, counts.changed, counts.quarantined) == (1, 1, 0)
+    assert stored["C3"].deleted and not stored["C1"].deleted and stored["C2"].name == "Bea"
 
 
 def test_an_id_twice_in_a_full_refresh_pass_is_quarantined_first_kept(engine: Engine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,9 @@ from connectors.errors import SourceError
 from sandbox.http import Faults, Throttle
 from sandbox.quickbooks import QuickBooksStandIn
 from sandbox.synthetic import BusinessSpec
-from sync.ledger import QuarantineRow
+from sync.ingest import IngestCounts, StreamIngest, load_cursor
+from sync.ledger import QuarantineRow, SourceTransactionRow
+from tests.conftest import ROW_CONTEXT
 from tests.quickbooks_support import (
     connect,
     expected_customers,
@@ -97,6 +100,64 @@ def test_a_cycle_with_more_changes_than_one_cdc_answer_holds(
     assert ledger_transactions(engine) == expected_transactions(stand_in)
 
 
+def test_deletions_the_cut_cdc_answer_left_out_are_recorded(
+    stand_in: QuickBooksStandIn, engine: Engine
+) -> None:
+    """The stand-in cuts in Id order: 1000 edits of low ids fill the answer, so the deletions
+    of the highest ids never arrive by CDC; the complete query pass finds them missing."""
+    made = connect(stand_in, engine)
+    pull(engine, made)
+    stand_in.company.advance(timedelta(minutes=5))
+    for number in range(1_100):
+        stand_in.company.add_document("SalesReceipt", str(number % 60 + 1), f"{number + 1}.00")
+    stand_in.company.advance(timedelta(minutes=5))
+    pull(engine, made)
+    receipts = sorted(stand_in.company.live("SalesReceipt"), key=lambda r: int(r["Id"]))
+    stand_in.company.advance(timedelta(minutes=5))
+    for receipt in receipts[:1_000]:
+        stand_in.company.update("SalesReceipt", receipt["Id"], PrivateNote="edited")
+    gone = [receipt["Id"] for receipt in receipts[-5:]]
+    for receipt_id in gone:
+        stand_in.company.delete("SalesReceipt", receipt_id)
+    stand_in.company.advance(timedelta(minutes=5))
+    # The cycle stops after the cut answer and the first page of the complete pass ...
+    receipts_stream = next(s for s in made.streams() if s.name == "sales_receipts")
+    stop = threading.Event()
+    pages: list[IngestCounts] = []
+
+    def count(page: IngestCounts) -> None:
+        pages.append(page)
+        if len(pages) == 2:
+            stop.set()
+
+    ingest = StreamIngest(engine, made.system, receipts_stream, ROW_CONTEXT)
+    interrupted = ingest.run(None, stop, count)
+    assert interrupted.deleted == 0
+    assert set(gone) < {key.split("/")[1] for key in ledger_transactions(engine)}
+    with engine.connect() as connection:
+        assert load_cursor(connection, made.system, "sales_receipts")["pass"]
+
+    # ... and the next one completes the same pass.
+    counts = pull(engine, made)
+
+    assert stand_in.cut_cdc_answers == 2
+    assert counts.deleted == len(gone)
+    assert ledger_transactions(engine) == expected_transactions(stand_in)
+    table = SourceTransactionRow.__table__  # type: ignore[attr-defined]
+    with engine.connect() as connection:
+        flagged = connection.execute(
+            select(table.c.external_id).where(
+                table.c.stream == "sales_receipts", table.c.deleted.is_(True)
+            )
+        ).scalars()
+        assert sorted(flagged) == sorted(gone)
+    # The next cycle is back on CDC and finds nothing to do.
+    stand_in.company.advance(timedelta(minutes=5))
+    again = pull(engine, made)
+    assert again.new + again.changed + again.deleted == 0
+    assert stand_in.cut_cdc_answers == 2
+
+
 def test_a_cursor_older_than_the_cdc_window_falls_back_to_a_query(
     stand_in: QuickBooksStandIn, engine: Engine
 ) -> None:
@@ -105,10 +166,14 @@ def test_a_cursor_older_than_the_cdc_window_falls_back_to_a_query(
     stand_in.company.advance(timedelta(days=40))
     stand_in.company.add_document("Invoice", "9", "77.70")
     stand_in.company.update("Customer", "10", DisplayName="Renamed Ltd")
+    gone = stand_in.company.live("Invoice")[0]["Id"]
+    stand_in.company.delete("Invoice", gone)
 
-    pull(engine, made)
+    counts = pull(engine, made)
 
     assert ledger_transactions(engine) == expected_transactions(stand_in)
+    assert f"invoices/{gone}" not in ledger_transactions(engine)
+    assert counts.deleted == 1  # a query shows no deletions: the complete pass finds it gone
     assert ledger_customers(engine)["10"]["name"] == "Renamed Ltd"
 
 
@@ -210,9 +275,12 @@ def test_cdc_refused_by_the_server_falls_back_to_a_query(
     pull(engine, made)
     stand_in.company.advance(timedelta(days=31))
     added = stand_in.company.add_document("SalesReceipt", "9", "12.34")
+    gone = stand_in.company.live("SalesReceipt")[0]["Id"]
+    stand_in.company.delete("SalesReceipt", gone)
 
     pull(engine, made)
 
+    assert f"sales_receipts/{gone}" not in ledger_transactions(engine)
     assert ledger_transactions(engine)[f"sales_receipts/{added['Id']}"][2] == Decimal("12.34")
     assert ledger_transactions(engine) == expected_transactions(stand_in)
 

@@ -4,19 +4,22 @@ Cursor phases (a stream's cursor is a small JSON object)::
 
     {}                                            nothing read yet: page through a query
     {"phase": "query", "position": 991,           paging; ``since`` filters on
-     "since": "...", "next_since": "..."}         MetaData.LastUpdatedTime (absent: all)
+     "since": "...", "next_since": "...",         MetaData.LastUpdatedTime (absent: all);
+     "pass": "..."}                               ``pass`` names a complete pass (below)
     {"phase": "cdc", "since": "..."}              caught up: the next pass asks CDC
 
 ``next_since`` is the server's time of the pass's first answer (less :data:`OVERLAP`), where
 the following pass starts. Query pages are ordered by ``Id`` and overlap a little
 (:func:`page_overlap`), so a record deleted while paging cannot shift one past us unseen.
 
-CDC only looks back 30 days: an older cursor (or a CDC call QuickBooks refuses) falls back to
-a query on ``MetaData.LastUpdatedTime``. A CDC answer holds at most 1000 objects and does not
-say in which order it cut, so a full answer never advances the cursor: its objects are stored
-(deletions too) and the same window is read again as query pages, which are complete for
-every object that still exists. (A query cannot show deletions; a deletion hidden by such a
-cut is the one thing not recorded.)
+A query cannot show deletions, so whenever CDC cannot answer for the whole window the stream
+reads the entity completely instead: a *complete pass* of query pages over every live record,
+marked ``full_pass`` under one ``pass_id``, after which ingest flags deleted every row the pass
+did not yield. That happens when CDC would have to look back further than 30 days (an old
+cursor, or a CDC call QuickBooks refuses), and when a CDC answer is full: one holds at most
+1000 objects and does not say in which order it cut, so its objects are stored (deletions too)
+but the cursor does not move past the window until the complete pass has been read. The cost
+is one read of the entity (a page per 1000 objects) in the rare cycle that needs it.
 """
 
 from __future__ import annotations
@@ -339,15 +342,23 @@ class EntityStream:
                 _optional_time(cursor.get("since")),
                 int(cursor.get("position", 1)),
                 _optional_time(cursor.get("next_since")),
+                str(cursor.get("pass") or ""),
             )
         elif cursor.get("phase") == "cdc":
             since = parse_time(str(cursor["since"]))
             if self.clock() - since > CDC_SAFE_LOOKBACK:
-                yield from self._query_pages(since, 1, None)
+                yield from self._complete_pass()
             else:
                 yield from self._cdc_pages(since)
         else:
             yield from self._query_pages(None, 1, None)
+
+    def _complete_pass(self) -> Iterator[Page]:
+        """Every live object, so that ingest can flag what is gone (see the module docstring).
+
+        Named by the moment it was started, which a resumed pass keeps in its cursor.
+        """
+        yield from self._query_pages(None, 1, None, _stamp(self.clock()))
 
     def _statement(self, since: datetime | None, position: int) -> str:
         filters = [f for f in (self.spec.where,) if f]
@@ -360,8 +371,13 @@ class EntityStream:
         )
 
     def _query_pages(
-        self, since: datetime | None, position: int, next_since: datetime | None
+        self,
+        since: datetime | None,
+        position: int,
+        next_since: datetime | None,
+        pass_id: str = "",
     ) -> Iterator[Page]:
+        """Query pages from ``position``; with a ``pass_id``, a complete pass (``since`` None)."""
         overlap = page_overlap(self.page_size)
         while True:
             statement = self._statement(since, position)
@@ -371,36 +387,35 @@ class EntityStream:
             records, rejected = self._map(answer, f"query {statement!r}")
             if len(answer.objects) < self.page_size:
                 cursor: dict[str, Any] = {"phase": "cdc", "since": _stamp(next_since)}
-                yield Page(records, cursor, rejected, pass_complete=True)
+                yield Page(
+                    records,
+                    cursor,
+                    rejected,
+                    pass_complete=True,
+                    pass_id=pass_id,
+                    full_pass=bool(pass_id),
+                )
                 return
             position += len(answer.objects) - overlap
-            cursor = {
-                "phase": "query",
-                "position": position,
-                "since": None if since is None else _stamp(since),
-                "next_since": _stamp(next_since),
-            }
-            yield Page(records, cursor, rejected)
+            cursor = _query_cursor(since, position, next_since, pass_id)
+            yield Page(records, cursor, rejected, pass_id=pass_id, full_pass=bool(pass_id))
 
     def _cdc_pages(self, since: datetime) -> Iterator[Page]:
         try:
             answer = self.client.cdc(self.spec.entity, since)
         except HttpError:
-            # Refused (the cursor is beyond the look-back window by the server's clock):
-            # the query on MetaData.LastUpdatedTime reads the same changes.
-            yield from self._query_pages(since, 1, None)
+            # Refused (the cursor is beyond the look-back window by the server's clock).
+            yield from self._complete_pass()
             return
         records, rejected = self._map(answer, f"CDC since {_stamp(since)}")
         if len(answer.objects) >= CDC_CAP:
-            # Possibly cut off: keep what came, but read the window again by query pages.
-            cursor: dict[str, Any] = {
-                "phase": "query",
-                "position": 1,
-                "since": _stamp(since),
-                "next_since": _stamp(answer.time - OVERLAP),
-            }
+            # Possibly cut off: keep what came, then read everything; the cursor stays before
+            # this window until the complete pass has been read.
+            next_since = answer.time - OVERLAP
+            pass_id = _stamp(answer.time)
+            cursor = _query_cursor(None, 1, next_since, pass_id)
             yield Page(records, cursor, rejected)
-            yield from self._query_pages(since, 1, answer.time - OVERLAP)
+            yield from self._query_pages(None, 1, next_since, pass_id)
             return
         cursor = {"phase": "cdc", "since": _stamp(answer.time - OVERLAP)}
         yield Page(records, cursor, rejected, pass_complete=True)
@@ -421,6 +436,20 @@ class EntityStream:
                 raw = json.dumps(obj, ensure_ascii=False)
                 rejected.append(Rejected(reason, raw, object_id or None, where))
         return records, rejected
+
+
+def _query_cursor(
+    since: datetime | None, position: int, next_since: datetime, pass_id: str
+) -> dict[str, Any]:
+    cursor: dict[str, Any] = {
+        "phase": "query",
+        "position": position,
+        "since": None if since is None else _stamp(since),
+        "next_since": _stamp(next_since),
+    }
+    if pass_id:
+        cursor["pass"] = pass_id
+    return cursor
 
 
 def _reason(error: Exception) -> str:
