@@ -3,7 +3,7 @@
 * **contacts** — one stream per configured (mailbox, contact folder), read incrementally
   (Graph delta queries, EWS SyncFolderItems). A folder's first read, and a re-read after the
   server dropped the sync state (Graph: 410 ``syncStateNotFound``; EWS:
-  ``ErrorInvalidSyncStateData``), is a *complete pass*: the stream says so (``full_refresh``)
+  ``ErrorInvalidSyncStateData``), is a *complete pass*: its pages say so (``Page.full_pass``)
   and ingest flags every contact that pass did not see as deleted, so a deletion made while
   the state was lost is not missed; contacts seen again are unchanged, never doubled.
 * **correspondents** — the customers' e-mail addresses from the conversation folders, as
@@ -223,6 +223,7 @@ class ContactFolderStream:
     """Contacts of one folder of one mailbox (see the module docstring)."""
 
     record_kind = RecordKind.CUSTOMER
+    full_refresh = False
 
     def __init__(self, backend: MailBackend, mailbox: str, folder: str, managed: set[str]) -> None:
         self.backend = backend
@@ -230,18 +231,17 @@ class ContactFolderStream:
         self.folder = folder
         self.managed = managed
         self.name = stream_name("contacts", mailbox, folder)
-        self._full = False
-
-    @property
-    def full_refresh(self) -> bool:
-        """True while the stream is in a complete pass over the folder."""
-        return self._full
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
         for page in self.backend.contact_pages(self.mailbox, self.folder, cursor):
-            self._full = page.full
             records = [contact_record(self.mailbox, item, self.managed) for item in page.items]
-            yield Page(records, page.state, pass_complete=page.complete, pass_id=page.pass_id)
+            yield Page(
+                records,
+                page.state,
+                pass_complete=page.complete,
+                pass_id=page.pass_id,
+                full_pass=page.full,
+            )
 
 
 def message_record(
@@ -294,6 +294,7 @@ class MessageFolderStream:
     """
 
     record_kind = RecordKind.INTERACTION
+    full_refresh = False
 
     def __init__(
         self, backend: MailBackend, source: OutlookSource, mailbox: str, folder: str
@@ -304,25 +305,24 @@ class MessageFolderStream:
         self.folder = folder
         self.name = stream_name("messages", mailbox, folder)
         self.parties = Parties(source.own_domains)
-        self._full = False
-
-    @property
-    def full_refresh(self) -> bool:
-        """True while the stream is in a complete pass over the folder."""
-        return self._full
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
         support = support_test(self.backend, self.source, self.mailbox)
         preview = self.source.body_preview
         reader = self.backend.message_pages(self.mailbox, self.folder, cursor, view="messages")
         for page in reader:
-            self._full = page.full
             records = [
                 record
                 for item in page.items
                 if (record := message_record(self.mailbox, item, self.parties, support, preview))
             ]
-            yield Page(records, page.state, pass_complete=page.complete, pass_id=page.pass_id)
+            yield Page(
+                records,
+                page.state,
+                pass_complete=page.complete,
+                pass_id=page.pass_id,
+                full_pass=page.full,
+            )
 
 
 class IncidentStream:
