@@ -287,31 +287,61 @@ class GammaGamma:
         return result
 
 
-def _gamma_gamma_objective_terms(params: Array, rows: Distinct) -> tuple[float, Array]:
+@dataclass(frozen=True, slots=True)
+class SpendRows:
+    """The distinct ``(x, mean value)`` rows with what of them does not depend on ``(p, q, v)``,
+    so that an evaluation costs one logarithm and one division per row."""
+
+    xs: Array
+    x_weights: Array
+    weights: Array
+    weighted_x: Array
+    scaled: Array
+    """``x * mean value`` per row."""
+    log_terms: float
+    """``sum weight * x * (log mean + log x)``."""
+    log_means: float
+    """``sum weight * log mean``."""
+
+
+def spend_rows(rows: Distinct) -> SpendRows:
+    (xs, means), (ix, i_mean) = rows.values, rows.codes
+    x, weights = xs[ix], rows.weights
+    log_mean = np.log(means)[i_mean]
+    return SpendRows(
+        xs=xs,
+        x_weights=rows.first_weights,
+        weights=weights,
+        weighted_x=weights * x,
+        scaled=x * means[i_mean],
+        log_terms=float((weights * x) @ (log_mean + np.log(xs)[ix])),
+        log_means=float(weights @ log_mean),
+    )
+
+
+def _gamma_gamma_objective_terms(params: Array, rows: SpendRows) -> tuple[float, Array]:
     """Weighted log-likelihood of the distinct ``(x, mean_value)`` rows and its gradient in
     ``(p, q, v)``; the same sums as :func:`_gamma_gamma_ll` over every customer."""
     p, q, v = params
-    (xs, means), (ix, i_mean) = rows.values, rows.codes
-    weights, per_x_weight = rows.weights, rows.first_weights
+    xs, per_x_weight, weights, weighted_x = rows.xs, rows.x_weights, rows.weights, rows.weighted_x
     customers = float(weights.sum())
     gammaln, digamma = special.gammaln, special.digamma
-    x = xs[ix]
-    log_mean = np.log(means)[i_mean]
-    log_x = np.log(xs)[ix]
-    scaled = x * means[i_mean]
-    spread = np.log(v + scaled)
+    spread = np.log(v + rows.scaled)
+    inverse = 1.0 / (v + rows.scaled)
+    x_spread, spread_total = float(weighted_x @ spread), float(weights @ spread)
     pxs = p * xs
     total = (
         float(per_x_weight @ (gammaln(pxs + q) - gammaln(pxs)))
         + customers * (q * np.log(v) - gammaln(q))
-        + float(weights @ ((p * x - 1.0) * log_mean + p * x * log_x - (p * x + q) * spread))
+        + p * rows.log_terms
+        - rows.log_means
+        - p * x_spread
+        - q * spread_total
     )
-    d_p = per_x_weight @ (xs * (digamma(pxs + q) - digamma(pxs))) + (weights * x) @ (
-        log_mean + log_x - spread
-    )
-    d_q = per_x_weight @ digamma(pxs + q) + customers * (np.log(v) - digamma(q)) - weights @ spread
-    d_v = customers * q / v - weights @ ((p * x + q) / (v + scaled))
-    return total, np.array([d_p, d_q, d_v])
+    d_p = per_x_weight @ (xs * (digamma(pxs + q) - digamma(pxs))) + rows.log_terms - x_spread
+    d_q = per_x_weight @ digamma(pxs + q) + customers * (np.log(v) - digamma(q)) - spread_total
+    d_v = customers * q / v - p * float(weighted_x @ inverse) - q * float(weights @ inverse)
+    return float(total), np.array([d_p, d_q, d_v])
 
 
 def _gamma_gamma_ll(params: Array, x: Array, mean_value: Array) -> Array:
@@ -335,7 +365,7 @@ def fit_gamma_gamma(x: Array, mean_value: Array) -> GammaGamma:
     keep = (x > 0) & (mean_value > 0)
     if not keep.any():
         raise FitError("no repeat buyer with a positive order value")
-    rows = distinct(x[keep], mean_value[keep])
+    rows = spend_rows(distinct(x[keep], mean_value[keep]))
     customers = float(rows.weights.sum())
     p, q, v = _maximise(
         _objective(lambda params: _gamma_gamma_objective_terms(params, rows), customers), 3

@@ -13,6 +13,7 @@ from clm_metrics.bgnbd import (
     _bgnbd_objective_terms,
     _gamma_gamma_objective_terms,
     distinct,
+    spend_rows,
 )
 from sandbox.purchases import Population, draw_summary
 
@@ -90,7 +91,7 @@ def test_gamma_gamma_likelihood_over_distinct_rows_equals_the_per_customer_sum(
 ) -> None:
     keep = customers["x"] > 0
     x, mean_value = customers["x"][keep], customers["mean_value"][keep]
-    rows = distinct(x, mean_value)
+    rows = spend_rows(distinct(x, mean_value))
     assert rows.weights.size < 0.8 * x.size, "the sample should have shared histories"
 
     def per_customer(point: Array) -> float:
