@@ -4,8 +4,10 @@ Pure numpy/scipy on arrays, one element per customer; nothing loops over custome
 Notation as in the papers: ``x`` repeat purchases (purchase days after the first), ``t_x``
 the time of the last purchase after the first, ``T`` the time from the first purchase to the
 end of observation, all in the same unit (the engine uses days; the CDNOW sample uses weeks).
-Fitting works on the distinct ``(x, t_x, T)`` triples with their counts as weights, which
-makes a fit over a million customers cost as much as one over their distinct histories.
+Fitting works on the distinct ``(x, t_x, T)`` triples (``(x, mean value)`` pairs for
+Gamma-Gamma) with their counts as weights, found by one integer sort, and evaluates the
+log-likelihood and its gradient in one pass; terms of one column alone (gamma functions of
+``x``, logarithms of ``alpha + T``) are computed once per distinct value of that column.
 """
 
 from __future__ import annotations
@@ -87,11 +89,10 @@ def groups_of(x: Array) -> Groups:
     return values, index.reshape(-1)
 
 
-def _bgnbd_ll(
-    params: Array, x: Array, t_x: Array, big_t: Array, groups: Groups | None = None
-) -> Array:
+def _bgnbd_ll(params: Array, x: Array, t_x: Array, big_t: Array) -> Array:
+    """Log-likelihood of each customer."""
     r, alpha, a, b = params
-    xs, index = groups or groups_of(x)
+    xs, index = groups_of(x)
     gammaln = special.gammaln
     per_x = (
         (gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs))[index]
@@ -112,30 +113,106 @@ def _bgnbd_ll(
     return result
 
 
-def _bgnbd_gradient(params: Array, x: Array, t_x: Array, big_t: Array, groups: Groups) -> Array:
-    """d log-likelihood / d (r, alpha, a, b), one row per customer."""
+def _dot(a: Array, b: Array) -> float:
+    """``a @ b`` without BLAS: OpenBLAS spreads a long dot product over threads that spin while
+    they wait, which made fits several times slower on a machine with busy cores."""
+    return float(np.einsum("i,i->", a, b))
+
+
+@dataclass(frozen=True, slots=True)
+class Distinct:
+    """The distinct rows of some columns, each column factorised into its distinct values
+    (``values[i]``) and, per distinct row, the index of its value (``codes[i]``), with the
+    number of customers sharing each row (``weights``).
+
+    Fits evaluate the likelihood once per distinct row instead of once per customer, and
+    terms that depend on one column only (gamma functions of ``x``, logarithms of ``alpha + T``)
+    once per distinct value of that column.
+    """
+
+    values: tuple[Array, ...]
+    codes: tuple[npt.NDArray[np.intp], ...]
+    weights: Array
+    first_weights: Array
+    """The customers with each distinct value of the first column."""
+
+
+def distinct(*columns: Array) -> Distinct:
+    """Factorise each column (a 1-D sort each), then find the distinct rows by one sort of an
+    integer key combining the codes: much faster than ``np.unique(axis=0)`` on floats."""
+    factors = [np.unique(column, return_inverse=True) for column in columns]
+    values = tuple(value for value, _ in factors)
+    codes = [inverse.reshape(-1).astype(np.int64) for _, inverse in factors]
+    sizes = [value.size for value in values]
+    if float(np.prod(np.array(sizes, dtype=np.float64))) < 2.0**62:
+        key = np.zeros(codes[0].size if codes else 0, dtype=np.int64)
+        for code, size in zip(codes, sizes, strict=True):
+            key = key * size + code
+        unique_keys, counts = np.unique(key, return_counts=True)
+        unique_codes: list[npt.NDArray[np.int64]] = []
+        for size in reversed(sizes):
+            unique_codes.append(unique_keys % size)
+            unique_keys = unique_keys // size
+        unique_codes.reverse()
+    else:  # too many combinations for one int64 key: sort the rows of codes
+        rows, counts = np.unique(np.column_stack(codes), axis=0, return_counts=True)
+        unique_codes = [rows[:, i] for i in range(rows.shape[1])]
+    weights = counts.astype(np.float64)
+    first = unique_codes[0].astype(np.intp)
+    return Distinct(
+        values,
+        (first, *(code.astype(np.intp) for code in unique_codes[1:])),
+        weights,
+        np.bincount(first, weights=weights, minlength=values[0].size).astype(np.float64),
+    )
+
+
+def _bgnbd_objective_terms(params: Array, rows: Distinct) -> tuple[float, Array]:
+    """Weighted log-likelihood of the distinct ``(x, t_x, T)`` rows and its gradient in
+    ``(r, alpha, a, b)``; the same sums as :func:`_bgnbd_ll` over every customer.
+
+    Per customer ``ll = g(x) - (r + x) log(alpha + T) + log(1 + e^d)`` with
+    ``d = log(a / (b + x - 1)) + (r + x) (log(alpha + T) - log(alpha + t_x))`` for ``x > 0``
+    and ``d = -inf`` for ``x = 0``; ``e^d / (1 + e^d)`` weights the drop-out branch.
+    """
     r, alpha, a, b = params
-    xs, index = groups
-    repeat = x > 0
-    safe_x = np.where(repeat, x, 1.0)
-    log_big_t, log_t_x = np.log(alpha + big_t), np.log(alpha + t_x)
-    a3 = -(r + x) * log_big_t
-    a4 = np.where(repeat, np.log(a) - np.log(b + safe_x - 1.0) - (r + safe_x) * log_t_x, -np.inf)
-    total = np.logaddexp(a3, a4)
-    w3, w4 = np.exp(a3 - total), np.exp(a4 - total)
-    digamma = special.digamma
-    d_r = (digamma(r + xs) - digamma(r) + np.log(alpha))[index] - w3 * log_big_t - w4 * log_t_x
-    d_alpha = r / alpha - (r + x) * (w3 / (alpha + big_t) + w4 / (alpha + t_x))
-    shared = (digamma(a + b) - digamma(a + b + xs))[index]
-    d_a = shared + w4 / a
-    d_b = shared + (digamma(b + xs) - digamma(b))[index] - w4 / (b + safe_x - 1.0)
-    return np.column_stack([d_r, d_alpha, d_a, d_b])
-
-
-def _distinct(*columns: Array) -> tuple[list[Array], Array]:
-    stacked = np.column_stack(columns)
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
-    return [unique[:, i] for i in range(unique.shape[1])], counts.astype(np.float64)
+    (xs, t_values, big_t_values), (ix, it, i_big_t) = rows.values, rows.codes
+    weights, per_x_weight = rows.weights, rows.first_weights
+    gammaln, digamma = special.gammaln, special.digamma
+    repeat = xs > 0
+    safe_xs = np.where(repeat, xs, 1.0)
+    log_big_t = np.log(alpha + big_t_values)[i_big_t]
+    log_t = np.log(alpha + t_values)[it]
+    r_x = (r + xs)[ix]
+    spread = log_big_t - log_t
+    d = np.where(repeat, np.log(a) - np.log(b + safe_xs - 1.0), -np.inf)[ix] + r_x * spread
+    small = np.exp(-np.abs(d))  # softplus and logistic of d from one exponential
+    branch = np.where(d >= 0, 1.0, small) / (1.0 + small)
+    per_x = gammaln(r + xs) + gammaln(b + xs) - gammaln(a + b + xs)
+    constant = -gammaln(r) + r * np.log(alpha) + gammaln(a + b) - gammaln(b)
+    total = (
+        _dot(per_x_weight, per_x)
+        + constant * float(weights.sum())
+        + _dot(weights, np.maximum(d, 0.0) + np.log1p(small) - r_x * log_big_t)
+    )
+    weighted_branch = weights * branch
+    inverse_big_t = (1.0 / (alpha + big_t_values))[i_big_t]
+    inverse_t = (1.0 / (alpha + t_values))[it]
+    shared = digamma(a + b) - digamma(a + b + xs)
+    d_r = (
+        _dot(per_x_weight, digamma(r + xs) - digamma(r) + np.log(alpha))
+        + _dot(weighted_branch, spread)
+        - _dot(weights, log_big_t)
+    )
+    d_alpha = r / alpha * weights.sum() - _dot(
+        weights * r_x, inverse_big_t + branch * (inverse_t - inverse_big_t)
+    )
+    branch_total = weighted_branch.sum()
+    d_a = _dot(per_x_weight, shared) + branch_total / a
+    d_b = _dot(per_x_weight, shared + digamma(b + xs) - digamma(b)) - _dot(
+        weighted_branch, np.where(repeat, 1.0 / (b + safe_xs - 1.0), 0.0)[ix]
+    )
+    return total, np.array([d_r, d_alpha, d_a, d_b])
 
 
 Objective = Callable[[Array], tuple[float, Array]]
@@ -165,39 +242,34 @@ def _maximise(objective: Objective, size: int) -> Array:
     return np.exp(best.x)  # type: ignore[no-any-return]
 
 
-def _objective(
-    log_likelihood: Callable[[Array], Array],
-    gradient: Callable[[Array], Array],
-    weights: Array,
-) -> Objective:
+Terms = Callable[[Array], tuple[float, Array]]
+"""Parameters -> (log-likelihood summed over customers, its gradient in the parameters)."""
+
+
+def _objective(terms: Terms, customers: float) -> Objective:
     """Mean negative log-likelihood over customers and its gradient in log-parameters."""
-    scale = float(weights.sum())
 
     def objective(log_params: Array) -> tuple[float, Array]:
         params = np.exp(log_params)
         with np.errstate(all="ignore"):
-            total = float(np.dot(weights, log_likelihood(params)))
-            slope = weights @ gradient(params) * params
+            total, gradient = terms(params)
+            slope = gradient * params
         if not np.isfinite(total) or not np.all(np.isfinite(slope)):
             return np.inf, np.zeros_like(log_params)
-        return -total / scale, -slope / scale
+        return -total / customers, -slope / customers
 
     return objective
 
 
 def fit_bgnbd(x: Array, t_x: Array, big_t: Array) -> BgNbd:
     """Maximum-likelihood BG/NBD parameters for the given customers."""
-    (ux, ut, u_big_t), weights = _distinct(x, t_x, big_t)
-    groups = groups_of(ux)
-    objective = _objective(
-        lambda params: _bgnbd_ll(params, ux, ut, u_big_t, groups),
-        lambda params: _bgnbd_gradient(params, ux, ut, u_big_t, groups),
-        weights,
+    rows = distinct(x, t_x, big_t)
+    customers = float(rows.weights.sum())
+    r, alpha, a, b = _maximise(
+        _objective(lambda params: _bgnbd_objective_terms(params, rows), customers), 4
     )
-    r, alpha, a, b = _maximise(objective, 4)
-    fitted = np.array([r, alpha, a, b])
-    ll = float(np.dot(weights, _bgnbd_ll(fitted, ux, ut, u_big_t, groups)))
-    return BgNbd(float(r), float(alpha), float(a), float(b), ll, int(weights.sum()))
+    ll, _ = _bgnbd_objective_terms(np.array([r, alpha, a, b]), rows)
+    return BgNbd(float(r), float(alpha), float(a), float(b), float(ll), int(customers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +283,10 @@ class GammaGamma:
     log_likelihood: float
     customers: int
 
+    def log_likelihood_of(self, x: Array, mean_value: Array) -> Array:
+        """Per customer with ``x > 0`` and ``mean_value > 0``."""
+        return _gamma_gamma_ll(np.array([self.p, self.q, self.v]), x, mean_value)
+
     def expected_value(self, x: Array, mean_value: Array) -> Array:
         """E(M | x, mean): a weighted mean of the population mean and the customer's own."""
         own = np.where(x > 0, mean_value, 0.0)
@@ -218,16 +294,61 @@ class GammaGamma:
         return result
 
 
-def _gamma_gamma_gradient(params: Array, x: Array, mean_value: Array) -> Array:
-    """d log-likelihood / d (p, q, v), one row per customer."""
+@dataclass(frozen=True, slots=True)
+class SpendRows:
+    """The distinct ``(x, mean value)`` rows with what of them does not depend on ``(p, q, v)``,
+    so that an evaluation costs one logarithm and one division per row."""
+
+    xs: Array
+    x_weights: Array
+    weights: Array
+    weighted_x: Array
+    scaled: Array
+    """``x * mean value`` per row."""
+    log_terms: float
+    """``sum weight * x * (log mean + log x)``."""
+    log_means: float
+    """``sum weight * log mean``."""
+
+
+def spend_rows(rows: Distinct) -> SpendRows:
+    (xs, means), (ix, i_mean) = rows.values, rows.codes
+    x, weights = xs[ix], rows.weights
+    log_mean = np.log(means)[i_mean]
+    return SpendRows(
+        xs=xs,
+        x_weights=rows.first_weights,
+        weights=weights,
+        weighted_x=weights * x,
+        scaled=x * means[i_mean],
+        log_terms=_dot(weights * x, log_mean + np.log(xs)[ix]),
+        log_means=_dot(weights, log_mean),
+    )
+
+
+def _gamma_gamma_objective_terms(params: Array, rows: SpendRows) -> tuple[float, Array]:
+    """Weighted log-likelihood of the distinct ``(x, mean_value)`` rows and its gradient in
+    ``(p, q, v)``; the same sums as :func:`_gamma_gamma_ll` over every customer."""
     p, q, v = params
-    px = p * x
-    digamma = special.digamma
-    spread = np.log(v + x * mean_value)
-    d_p = x * (digamma(px + q) - digamma(px) + np.log(mean_value) + np.log(x) - spread)
-    d_q = digamma(px + q) - digamma(q) + np.log(v) - spread
-    d_v = q / v - (px + q) / (v + x * mean_value)
-    return np.column_stack([d_p, d_q, d_v])
+    xs, per_x_weight, weights, weighted_x = rows.xs, rows.x_weights, rows.weights, rows.weighted_x
+    customers = float(weights.sum())
+    gammaln, digamma = special.gammaln, special.digamma
+    spread = np.log(v + rows.scaled)
+    inverse = 1.0 / (v + rows.scaled)
+    x_spread, spread_total = _dot(weighted_x, spread), _dot(weights, spread)
+    pxs = p * xs
+    total = (
+        _dot(per_x_weight, gammaln(pxs + q) - gammaln(pxs))
+        + customers * (q * np.log(v) - gammaln(q))
+        + p * rows.log_terms
+        - rows.log_means
+        - p * x_spread
+        - q * spread_total
+    )
+    d_p = _dot(per_x_weight, xs * (digamma(pxs + q) - digamma(pxs))) + rows.log_terms - x_spread
+    d_q = _dot(per_x_weight, digamma(pxs + q)) + customers * (np.log(v) - digamma(q)) - spread_total
+    d_v = customers * q / v - p * _dot(weighted_x, inverse) - q * _dot(weights, inverse)
+    return float(total), np.array([d_p, d_q, d_v])
 
 
 def _gamma_gamma_ll(params: Array, x: Array, mean_value: Array) -> Array:
@@ -249,16 +370,14 @@ def fit_gamma_gamma(x: Array, mean_value: Array) -> GammaGamma:
     """Maximum-likelihood Gamma-Gamma parameters from repeat buyers (``x > 0``) and the mean
     value of their repeat orders (``> 0``)."""
     keep = (x > 0) & (mean_value > 0)
-    (ux, um), weights = _distinct(x[keep], mean_value[keep])
-    if weights.size == 0:
+    if not keep.any():
         raise FitError("no repeat buyer with a positive order value")
-    objective = _objective(
-        lambda params: _gamma_gamma_ll(params, ux, um),
-        lambda params: _gamma_gamma_gradient(params, ux, um),
-        weights,
+    rows = spend_rows(distinct(x[keep], mean_value[keep]))
+    customers = float(rows.weights.sum())
+    p, q, v = _maximise(
+        _objective(lambda params: _gamma_gamma_objective_terms(params, rows), customers), 3
     )
-    p, q, v = _maximise(objective, 3)
     if q <= 1:
         raise FitError(f"order values vary too much for a finite mean (q = {q:.3g} <= 1)")
-    ll = float(np.dot(weights, _gamma_gamma_ll(np.array([p, q, v]), ux, um)))
-    return GammaGamma(float(p), float(q), float(v), ll, int(weights.sum()))
+    ll, _ = _gamma_gamma_objective_terms(np.array([p, q, v]), rows)
+    return GammaGamma(float(p), float(q), float(v), float(ll), int(customers))
