@@ -143,7 +143,7 @@ def summarize_demo(console: Console, engine: Engine, folder: Path, as_of: dateti
     column = {name: index for index, name in enumerate(EXPORT_COLUMNS)}
     console.print(
         f"\nThe business really has {_true_people(folder):,} people; the ledger knows "
-        f"{len(rows):,} customers (matching on e-mail and phone only, for now)."
+        f"{len(rows):,} customers (`clm-sync explain` and `review` show how records were matched)."
     )
     top = sorted(rows, key=lambda row: Decimal(row[column["net_revenue"]] or 0), reverse=True)
     table = Table(title=f"Top customers by net revenue, as of {as_of:%Y-%m-%d}")
