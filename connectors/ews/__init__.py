@@ -14,12 +14,7 @@ from connectors.base import Stream, Writer
 from connectors.ews.backend import EwsMail
 from connectors.ews.client import EwsClient
 from connectors.ews.writer import EwsWriter
-from connectors.outlook.streams import (
-    ContactFolderStream,
-    CorrespondentStream,
-    IncidentStream,
-    MessageFolderStream,
-)
+from connectors.outlook.streams import managed_categories, outlook_streams
 
 __all__ = ["EwsConnector"]
 
@@ -38,27 +33,11 @@ class EwsConnector:
         self.client = EwsClient(source, timeout=timeout, retry_wait=retry_wait)
         self.mail = EwsMail(self.client, source)
         self._now = now
-        rule = source.push.categories
-        self.managed = {c.name for c in rule.values.values()} if rule is not None else set()
+        self.managed = managed_categories(source)
         self._writer: EwsWriter | None = None
 
     def streams(self) -> Sequence[Stream]:
-        contacts: list[Stream] = [
-            ContactFolderStream(self.mail, entry.mailbox, folder, self.managed)
-            for entry in self.source.contacts
-            for folder in entry.folders
-        ]
-        messages: list[Stream] = [
-            MessageFolderStream(self.mail, self.source, entry.mailbox, folder)
-            for entry in self.source.conversations
-            for folder in entry.folders
-        ]
-        incidents: list[Stream] = [
-            IncidentStream(self.mail, self.source, entry.mailbox, entry.folders, self._now)
-            for entry in self.source.conversations
-        ]
-        people: list[Stream] = [CorrespondentStream(self.mail, self.source)] if messages else []
-        return [*contacts, *people, *messages, *incidents]
+        return outlook_streams(self.mail, self.source, self.managed, self._now)
 
     def writer(self) -> Writer | None:
         if self._writer is None:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from config.models import OutlookSource
-from connectors.base import Cursor, Page
+from connectors.base import Cursor, Page, Stream
 from connectors.errors import SourceError
 from connectors.notes_block import user_text
 from connectors.outlook.incidents import Incident, MailEvent, split_incidents
@@ -476,3 +476,35 @@ class CorrespondentStream:
                             )
                     states[key] = page.state
                     yield Page(list(seen.values()), dict(states))
+
+
+def managed_categories(source: OutlookSource) -> set[str]:
+    """The category names clm-sync sets (and may take off again) on contacts."""
+    rule = source.push.categories
+    return {c.name for c in rule.values.values()} if rule is not None else set()
+
+
+def outlook_streams(
+    mail: MailBackend,
+    source: OutlookSource,
+    managed: set[str],
+    now: Callable[[], datetime] | None,
+) -> list[Stream]:
+    """The streams of an Outlook source, the same for every back-end, in dependency order:
+    contacts, correspondents, messages, then the incidents built from them."""
+    contacts: list[Stream] = [
+        ContactFolderStream(mail, entry.mailbox, folder, managed)
+        for entry in source.contacts
+        for folder in entry.folders
+    ]
+    messages: list[Stream] = [
+        MessageFolderStream(mail, source, entry.mailbox, folder)
+        for entry in source.conversations
+        for folder in entry.folders
+    ]
+    incidents: list[Stream] = [
+        IncidentStream(mail, source, entry.mailbox, entry.folders, now)
+        for entry in source.conversations
+    ]
+    people: list[Stream] = [CorrespondentStream(mail, source)] if messages else []
+    return [*contacts, *people, *messages, *incidents]
