@@ -292,6 +292,22 @@ def test_the_budget_waits_for_what_the_bucket_lacks() -> None:
     assert slept == [pytest.approx(6.0), pytest.approx(10.0)]
 
 
+def test_a_query_without_an_answer_still_counts_as_spent() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    budget = CostBudget(clock=lambda: now[0], sleep=sleep)
+    budget.update({"maximumAvailable": 1000, "currentlyAvailable": 1000, "restoreRate": 50})
+    budget.reserve(800)  # sent; the answer was cut off, so no status came back
+    budget.wait_for(800)  # 200 left: wait for 600 more points at 50 a second
+
+    assert slept == [pytest.approx(12.0)]
+
+
 def test_pages_grow_to_the_most_a_query_may_cost() -> None:
     sizer = PageSizer(250)
     assert (sizer.first, sizer.estimate()) == (50, 1000)

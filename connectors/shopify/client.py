@@ -92,6 +92,19 @@ class CostBudget:
             self.waited += seconds
             self._sleep(seconds)
 
+    def reserve(self, cost: int) -> None:
+        """Count ``cost`` as spent when a query is sent, until an answer says otherwise.
+
+        An answer cut off on the way (or a 5xx after the shop ran the query) leaves no bucket
+        status to learn from although the shop may have charged the query; without this the
+        next query would be sent against points that are already gone.
+        """
+        available = self.available()
+        if available is None or self.maximum is None:
+            return
+        self._available = available - min(float(cost), self.maximum)
+        self._at = self._clock()
+
     def update(self, status: Mapping[str, Any]) -> None:
         """Take the bucket as the last answer reported it."""
         try:
@@ -149,6 +162,7 @@ class ShopifyClient:
         for attempt in retrying(self.retry):
             with attempt:
                 self.budget.wait_for(estimate)
+                self.budget.reserve(estimate)
                 try:
                     body = self.http.json(
                         "POST",
