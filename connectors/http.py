@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -58,6 +58,15 @@ class RetrySettings:
     attempts: int = 6
     initial_wait: float = 0.5
     max_wait: float = 60.0
+
+    def single_attempt(self) -> RetrySettings:
+        """These settings without retries, for an :class:`HttpClient` whose caller retries.
+
+        A caller that retries a whole exchange (re-checking a cost budget, re-parsing a body)
+        must own every attempt; an inner retry loop would send attempts it never sees and
+        multiply the attempts of the two loops.
+        """
+        return replace(self, attempts=1)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -308,6 +308,24 @@ def test_a_query_without_an_answer_still_counts_as_spent() -> None:
     assert slept == [pytest.approx(12.0)]
 
 
+def test_no_refill_is_credited_while_an_unanswered_query_was_in_flight() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    budget = CostBudget(clock=lambda: now[0], sleep=sleep)
+    budget.update({"maximumAvailable": 1000, "currentlyAvailable": 1000, "restoreRate": 50})
+    budget.reserve(800)
+    now[0] += 4.0  # in flight; the shop may have charged it at the very end
+    budget.unanswered()
+    budget.wait_for(800)  # still 200 left: the 4 s in flight earned nothing for sure
+
+    assert slept == [pytest.approx(12.0)]
+
+
 def test_pages_grow_to_the_most_a_query_may_cost() -> None:
     sizer = PageSizer(250)
     assert (sizer.first, sizer.estimate()) == (50, 1000)

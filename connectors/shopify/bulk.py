@@ -48,7 +48,7 @@ class BulkReader:
         self.files = HttpClient(
             client.store_url,
             system=client.source.name,
-            retry=client.retry,
+            retry=client.retry.single_attempt(),
             timeout=client.http.timeout,
         )
 

@@ -73,6 +73,7 @@ class CostBudget:
         self.restore_rate: float | None = None
         self._available = 0.0
         self._at = 0.0
+        self._in_flight = False
         self.waited = 0.0
 
     def available(self) -> float | None:
@@ -104,6 +105,18 @@ class CostBudget:
             return
         self._available = available - min(float(cost), self.maximum)
         self._at = self._clock()
+        self._in_flight = True
+
+    def unanswered(self) -> None:
+        """A query sent after :meth:`reserve` ended without a bucket status.
+
+        The shop charged it (if at all) at some moment while it was in flight, and refills only
+        from then on; crediting the refill since it was sent would overstate the bucket by up to
+        the flight time times the restore rate. So the refill starts counting now.
+        """
+        if self._in_flight:
+            self._at = self._clock()
+            self._in_flight = False
 
     def update(self, status: Mapping[str, Any]) -> None:
         """Take the bucket as the last answer reported it."""
@@ -114,6 +127,7 @@ class CostBudget:
         except (KeyError, TypeError, ValueError):
             return
         self._at = self._clock()
+        self._in_flight = False
 
     def seconds_until(self, cost: int) -> float:
         available = self.available()
@@ -151,7 +165,7 @@ class ShopifyClient:
         self.http = HttpClient(
             store,
             system=source.name,
-            retry=retry,
+            retry=retry.single_attempt(),
             timeout=timeout,
             auth_headers=lambda: {"X-Shopify-Access-Token": source.access_token},
         )
@@ -164,19 +178,24 @@ class ShopifyClient:
                 self.budget.wait_for(estimate)
                 self.budget.reserve(estimate)
                 try:
-                    body = self.http.json(
-                        "POST",
-                        self.endpoint,
-                        json_body={"query": document, "variables": dict(variables)},
-                    )
-                except AuthError as refused:
-                    raise AuthError(
-                        f"{self.source.name}: Shopify refused the access token ({refused}); "
-                        "check access_token (the Admin API access token of the store's app, "
-                        "shpat_...) and that the app is still installed"
-                    ) from None
-                return self._read(body)
+                    return self._read(self._post(document, variables))
+                finally:
+                    self.budget.unanswered()
         raise AssertionError("unreachable: retrying re-raises the last error")
+
+    def _post(self, document: str, variables: Mapping[str, Any]) -> Any:
+        try:
+            return self.http.json(
+                "POST",
+                self.endpoint,
+                json_body={"query": document, "variables": dict(variables)},
+            )
+        except AuthError as refused:
+            raise AuthError(
+                f"{self.source.name}: Shopify refused the access token ({refused}); "
+                "check access_token (the Admin API access token of the store's app, "
+                "shpat_...) and that the app is still installed"
+            ) from None
 
     def _read(self, body: Any) -> Answer:
         if not isinstance(body, dict):

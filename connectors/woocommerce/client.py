@@ -54,7 +54,7 @@ class WooClient:
         self.http = HttpClient(
             f"{site}/{API_PATH}",
             system=source.name,
-            retry=retry,
+            retry=retry.single_attempt(),
             timeout=timeout,
             auth_headers=lambda: {} if self.query_auth else self._basic,
         )
