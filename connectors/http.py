@@ -168,7 +168,7 @@ class RateLimiter:
 
 
 def _wait_for(settings: RetrySettings) -> Callable[[RetryCallState], float]:
-    backoff = wait_exponential_jitter(initial=settings.initial_wait, max=settings.max_wait)
+    backoff = wait_exponential_jitter(multiplier=settings.initial_wait, max=settings.max_wait)
 
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

@@ -121,7 +121,9 @@ def _basis(
             if frames is not None
             else stored.head(0).drop("fingerprint")
         )
-        kept = stored.filter(~pl.col("customer_id").is_in(pl.Series(ids, dtype=pl.Int64())))
+        kept = stored.filter(
+            ~pl.col("customer_id").is_in(pl.Series(ids, dtype=pl.Int64()).implode())
+        )
         fresh = fresh.join(prints, on="customer_id").select(stored.columns)
         everyone = prints.select("customer_id")
         basis = pl.concat([kept, fresh]).join(everyone, on="customer_id").sort("customer_id")

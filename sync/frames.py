@@ -114,7 +114,7 @@ def read_frames(connection: Connection, customer_ids: Sequence[int] | None = Non
     if customer_ids is not None and len(customer_ids) > MAX_LISTED_CUSTOMERS:
         # A long id list in SQL is slower than reading everything and filtering here.
         full = read_frames(connection)
-        keep = pl.col("customer_id").is_in(pl.Series(customer_ids, dtype=pl.Int64()))
+        keep = pl.col("customer_id").is_in(pl.Series(customer_ids, dtype=pl.Int64()).implode())
         return LedgerFrames(
             full.customers.filter(keep),
             full.transactions.filter(keep),
