@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, update
 
@@ -103,11 +103,20 @@ def _rejected(reason: str, record: Record, origin: Origin | None) -> Rejected:
     return Rejected(reason, origin.raw, record.external_id, origin.location)
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
+class _Candidate(NamedTuple):
+    """A record that passed the ledger's checks, with its position in the page.
+
+    The position finds the record's origin only when it is quarantined after all: building
+    an origin per record (file, line, raw text) costs a stream more than the check itself.
+    """
+
     record: Record
     values: dict[str, Any]
-    origin: Origin | None
+    position: int
+
+
+def _origin(page: Page, position: int) -> Origin | None:
+    return page.origins[position] if page.origins else None
 
 
 class StreamIngest:
@@ -176,7 +185,7 @@ class StreamIngest:
         plan.quarantine.extend(page.rejected)
         candidates = self._valid_records(page, plan)
         if self._tracks_pass(page):
-            self._track_pass(connection, page.pass_id, candidates, plan)
+            self._track_pass(connection, page, candidates, plan)
         existing = self._existing(connection, list(candidates))
         for external_id, candidate in candidates.items():
             self._plan_one(
@@ -186,20 +195,19 @@ class StreamIngest:
 
     def _valid_records(self, page: Page, plan: _PagePlan) -> dict[str, _Candidate]:
         valid: dict[str, _Candidate] = {}
-        origins: Sequence[Origin | None] = page.origins or [None] * len(page.records)
-        for record, origin in zip(page.records, origins, strict=True):
+        context = self.context
+        for position, record in enumerate(page.records):
             try:
                 external_id = checked_external_id(record)
-                values = {} if record.deleted else record_values(record, self.context)
+                values = {} if record.deleted else record_values(record, context)
             except InvalidRecord as invalid:
-                plan.quarantine.append(_rejected(str(invalid), record, origin))
+                plan.quarantine.append(_rejected(str(invalid), record, _origin(page, position)))
                 continue
             if external_id in valid:
-                plan.quarantine.append(
-                    _rejected(f"id {external_id!r} occurs twice in one page", record, origin)
-                )
+                reason = f"id {external_id!r} occurs twice in one page"
+                plan.quarantine.append(_rejected(reason, record, _origin(page, position)))
                 continue
-            valid[external_id] = _Candidate(record, values, origin)
+            valid[external_id] = _Candidate(record, values, position)
         return valid
 
     def _tracks_pass(self, page: Page) -> bool:
@@ -209,7 +217,7 @@ class StreamIngest:
     def _track_pass(
         self,
         connection: Connection,
-        pass_id: str,
+        page: Page,
         candidates: dict[str, _Candidate],
         plan: _PagePlan,
     ) -> None:
@@ -219,6 +227,7 @@ class StreamIngest:
         last good version in the ledger instead of being flagged deleted. An incremental
         stream's full pass repeats ids where its pages overlap; those are simply stored again.
         """
+        pass_id = page.pass_id
         if pass_id != self._pass_in_seen:
             connection.execute(
                 delete(_SEEN).where(
@@ -246,7 +255,7 @@ class StreamIngest:
                 _rejected(
                     f"id {external_id!r} occurs twice in the source; the first one was kept",
                     candidate.record,
-                    candidate.origin,
+                    _origin(page, candidate.position),
                 )
             )
         plan.seen = [external_id for external_id in ids if external_id not in already]
@@ -286,15 +295,17 @@ class StreamIngest:
                 plan.counts.unchanged += 1
             return
         digest = content_hash(values)
+        # the values are this record's own fresh dict: completed in place, not copied
         if existing is None:
-            plan.inserts.append(
-                {**values, "external_id": external_id, "content_hash": digest, "deleted": False}
-            )
+            values["external_id"] = external_id
+            values["content_hash"] = digest
+            plan.inserts.append(values)
             plan.counts.new += 1
         elif existing[1] != digest or existing[2]:
-            plan.updates.append(
-                {**values, "row_id": existing[0], "content_hash": digest, "deleted": False}
-            )
+            values["row_id"] = existing[0]
+            values["content_hash"] = digest
+            values["deleted"] = False
+            plan.updates.append(values)
             plan.counts.changed += 1
         else:
             plan.counts.unchanged += 1
@@ -312,7 +323,7 @@ class StreamIngest:
         table = self.table
         if plan.inserts:
             stamp: dict[str, Any] = {"system": self.system, "stream": self.stream.name}
-            stamp |= {"first_seen_at": now, "updated_at": now}
+            stamp |= {"deleted": False, "first_seen_at": now, "updated_at": now}
             insert_rows(connection, table, plan.inserts, same_for_all=stamp)
         for columns, rows in _group_by_columns(plan.updates).items():
             statement = (
