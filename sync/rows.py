@@ -106,6 +106,7 @@ def _amount(name: str, value: Decimal) -> Decimal:
     return value
 
 
+@lru_cache(maxsize=1024)
 def _currency(value: str) -> str:
     code = value.strip().upper()
     if len(code) != 3 or not code.isalpha() or not code.isascii():
@@ -151,6 +152,10 @@ def _customer(record: SourceCustomer, ctx: RowContext) -> Row:
     }
 
 
+# members and their plain strings alike (a StrEnum hashes as its value)
+_KIND_VALUES: dict[str, str] = {kind: kind.value for kind in TransactionKind}
+
+
 def _transaction(record: SourceTransaction, ctx: RowContext) -> Row:
     amount = _amount("amount", record.amount)
     currency = _currency(record.currency)
@@ -159,7 +164,8 @@ def _transaction(record: SourceTransaction, ctx: RowContext) -> Row:
         "occurred_at": _moment("date", record.occurred_at),
         "amount": amount,
         "currency": currency,
-        "transaction_kind": TransactionKind(record.transaction_kind).value,
+        "transaction_kind": _KIND_VALUES.get(record.transaction_kind)
+        or TransactionKind(record.transaction_kind).value,
         "home_amount": _home_amount(amount, currency, record.home_amount, ctx),
         "document_kind": _text("document_kind", record.document_kind, 40),
         "reference": _text("reference", record.reference, MAX_ID_LENGTH),
