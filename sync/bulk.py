@@ -5,14 +5,14 @@ bookkeeping a plain INSERT does not need; :func:`insert_rows` converts only the 
 type needs it (dates, money, label lists), converts the columns every row shares once, and
 hands the rows to PostgreSQL's COPY or to SQLite's ``executemany`` of a statement compiled
 once per table and set of columns. Looking rows up by a page of ids is one statement with
-one parameter on both databases (see :func:`id_filters`). ``bench/ingest.py`` shows the
+one parameter on both databases (see :func:`among_ids`). ``bench/ingest.py`` shows the
 difference.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import repeat
@@ -130,20 +130,22 @@ def insert_rows(
         )
 
 
-def id_filters(
-    connection: Connection, column: Column[Any], ids: Sequence[str]
-) -> Iterator[ColumnElement[bool]]:
-    """WHERE clauses that together select the rows whose ``column`` is one of ``ids``.
+def among_ids(column: Column[Any], dialect: Dialect) -> ColumnElement[bool]:
+    """A WHERE clause: ``column`` is one of the ids given as parameter ``ids``.
 
-    One clause with one parameter on both databases: ``= ANY(array)`` on PostgreSQL, and
-    ``IN (SELECT value FROM json_each(?))`` on SQLite (JSON functions are built into SQLite
-    since 3.38), so the statement is compiled once however many ids a page has, and no id
-    goes through SQLAlchemy's per-value coercion of a literal ``IN`` list.
+    One parameter however many ids a page has, so the statement is built and compiled once:
+    ``= ANY(array)`` on PostgreSQL, ``IN (SELECT value FROM json_each(?))`` on SQLite (JSON
+    functions are built into SQLite since 3.38); both use the key index. Pass the ids
+    through :func:`ids_parameter`.
     """
-    if not ids:
-        return
-    if connection.dialect.name == "postgresql":
-        yield column == any_(bind_parameter("ids", list(ids), type_=ARRAY(String)))
-        return
-    listed = func.json_each(bind_parameter("ids", json.dumps(list(ids)))).table_valued("value")
-    yield column.in_(select(listed.c.value))
+    if dialect.name == "postgresql":
+        return column == any_(bind_parameter("ids", type_=ARRAY(String)))
+    listed = func.json_each(bind_parameter("ids", type_=String)).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+def ids_parameter(dialect: Dialect, ids: Sequence[str]) -> dict[str, Any]:
+    """The ``ids`` parameter of an :func:`among_ids` clause."""
+    if dialect.name == "postgresql":
+        return {"ids": list(ids)}
+    return {"ids": json.dumps(list(ids))}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, inser
 
 from connectors.base import Cursor, Origin, Page, Stream
 from connectors.records import Record, Rejected
-from sync.bulk import id_filters, insert_rows
+from sync.bulk import among_ids, ids_parameter, insert_rows
 from sync.ledger import SOURCE_TABLES, IngestSeen, QuarantineRow, StreamCursor
 from sync.prefetch import Prefetched
 from sync.rows import (
@@ -104,7 +104,7 @@ def _rejected(reason: str, record: Record, origin: Origin | None) -> Rejected:
 
 
 class _Candidate(NamedTuple):
-    """A record that passed the ledger's checks, with its position in the page.
+    """A record that passed the ledger's checks: its row values, their hash, its position.
 
     The position finds the record's origin only when it is quarantined after all: building
     an origin per record (file, line, raw text) costs a stream more than the check itself.
@@ -112,7 +112,17 @@ class _Candidate(NamedTuple):
 
     record: Record
     values: dict[str, Any]
+    digest: str
     position: int
+
+
+@dataclass(slots=True)
+class _Checked:
+    """A page after the checks that need no database, which the fetch thread does ahead."""
+
+    page: Page
+    candidates: dict[str, _Candidate]
+    refused: list[Rejected]
 
 
 def _origin(page: Page, position: int) -> Origin | None:
@@ -129,6 +139,20 @@ class StreamIngest:
         self.context = context
         self.table: Table = SOURCE_TABLES[stream.record_kind].__table__  # type: ignore[attr-defined]
         self._pass_in_seen: str | None = None
+        table, dialect = self.table, engine.dialect
+        # built once: the per-page lookups differ only in their ids parameter
+        self._find_existing = select(
+            table.c.external_id, table.c.id, table.c.content_hash, table.c.deleted
+        ).where(
+            table.c.system == system,
+            table.c.stream == stream.name,
+            among_ids(table.c.external_id, dialect),
+        )
+        self._find_seen = select(_SEEN.c.external_id).where(
+            _SEEN.c.system == system,
+            _SEEN.c.stream == stream.name,
+            among_ids(_SEEN.c.external_id, dialect),
+        )
 
     def run(
         self,
@@ -141,10 +165,11 @@ class StreamIngest:
         with self.engine.connect() as connection:
             cursor = load_cursor(connection, self.system, self.stream.name)
             self._pass_in_seen = self._current_seen_pass(connection)
-        fetching = Prefetched(self.stream.pages(cursor), f"fetch {self.system}/{self.stream.name}")
+        checked_pages = self._checked(self.stream.pages(cursor))
+        fetching = Prefetched(checked_pages, f"fetch {self.system}/{self.stream.name}")
         with fetching as pages:
-            for page in pages:
-                counts = self.apply(page, run_id)
+            for checked in pages:
+                counts = self._apply(checked, run_id)
                 total.add(counts)
                 if _is_power_of_two(total.pages):
                     self._refresh_statistics()
@@ -169,46 +194,67 @@ class StreamIngest:
 
     def apply(self, page: Page, run_id: int | None) -> IngestCounts:
         """Store one page and its cursor in one transaction."""
+        return self._apply(self._check(page), run_id)
+
+    def _apply(self, checked: _Checked, run_id: int | None) -> IngestCounts:
+        page = checked.page
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
-            plan = self._plan(connection, page)
+            plan = self._plan(connection, checked)
             self._write(connection, plan, page, run_id, now)
             _save_cursor(connection, self.system, self.stream.name, page.cursor, now)
         plan.counts.pages = 1
         return plan.counts
 
-    # -- planning: what to do with each record ------------------------------------------------
+    # -- checking: what needs no database -----------------------------------------------------
 
-    def _plan(self, connection: Connection, page: Page) -> _PagePlan:
-        plan = _PagePlan()
-        plan.counts.records_in = len(page.records) + len(page.rejected)
-        plan.quarantine.extend(page.rejected)
-        candidates = self._valid_records(page, plan)
-        if self._tracks_pass(page):
-            self._track_pass(connection, page, candidates, plan)
-        existing = self._existing(connection, list(candidates))
-        for external_id, candidate in candidates.items():
-            self._plan_one(
-                plan, external_id, candidate.record, candidate.values, existing.get(external_id)
-            )
-        return plan
+    def _checked(self, pages: Iterator[Page]) -> Iterator[_Checked]:
+        """The stream's pages, checked; run in the fetch thread, ahead of the writes.
 
-    def _valid_records(self, page: Page, plan: _PagePlan) -> dict[str, _Candidate]:
+        Row values and content hashes are pure Python work; done here, they overlap with the
+        time the writing thread waits on the database instead of adding to it.
+        """
+        try:
+            for page in pages:
+                yield self._check(page)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    def _check(self, page: Page) -> _Checked:
         valid: dict[str, _Candidate] = {}
+        refused: list[Rejected] = []
         context = self.context
         for position, record in enumerate(page.records):
             try:
                 external_id = checked_external_id(record)
                 values = {} if record.deleted else record_values(record, context)
             except InvalidRecord as invalid:
-                plan.quarantine.append(_rejected(str(invalid), record, _origin(page, position)))
+                refused.append(_rejected(str(invalid), record, _origin(page, position)))
                 continue
             if external_id in valid:
                 reason = f"id {external_id!r} occurs twice in one page"
-                plan.quarantine.append(_rejected(reason, record, _origin(page, position)))
+                refused.append(_rejected(reason, record, _origin(page, position)))
                 continue
-            valid[external_id] = _Candidate(record, values, position)
-        return valid
+            digest = "" if record.deleted else content_hash(values)
+            valid[external_id] = _Candidate(record, values, digest, position)
+        return _Checked(page, valid, refused)
+
+    # -- planning: what to do with each record ------------------------------------------------
+
+    def _plan(self, connection: Connection, checked: _Checked) -> _PagePlan:
+        page, candidates = checked.page, checked.candidates
+        plan = _PagePlan()
+        plan.counts.records_in = len(page.records) + len(page.rejected)
+        plan.quarantine.extend(page.rejected)
+        plan.quarantine.extend(checked.refused)
+        if self._tracks_pass(page):
+            self._track_pass(connection, page, candidates, plan)
+        existing = self._existing(connection, list(candidates))
+        for external_id, candidate in candidates.items():
+            self._plan_one(plan, external_id, candidate, existing.get(external_id))
+        return plan
 
     def _tracks_pass(self, page: Page) -> bool:
         """Whether the page belongs to a pass over every live record (see the docstring)."""
@@ -238,16 +284,9 @@ class StreamIngest:
         rejected_ids = {r.external_id for r in plan.quarantine if r.external_id}
         ids = list(dict.fromkeys([*candidates, *rejected_ids]))
         already: set[str] = set()
-        for among_ids in id_filters(connection, _SEEN.c.external_id, ids):
-            already.update(
-                connection.execute(
-                    select(_SEEN.c.external_id).where(
-                        _SEEN.c.system == self.system,
-                        _SEEN.c.stream == self.stream.name,
-                        among_ids,
-                    )
-                ).scalars()
-            )
+        if ids:
+            parameter = ids_parameter(connection.dialect, ids)
+            already.update(connection.execute(self._find_seen, parameter).scalars())
         repeats = already.intersection(candidates) if self.stream.full_refresh else set()
         for external_id in repeats:
             candidate = candidates.pop(external_id)
@@ -263,38 +302,28 @@ class StreamIngest:
     def _existing(
         self, connection: Connection, ids: Sequence[str]
     ) -> dict[str, tuple[int, str, bool]]:
-        table = self.table
-        found: dict[str, tuple[int, str, bool]] = {}
-        for among_ids in id_filters(connection, table.c.external_id, ids):
-            rows = connection.execute(
-                select(
-                    table.c.external_id, table.c.id, table.c.content_hash, table.c.deleted
-                ).where(
-                    table.c.system == self.system,
-                    table.c.stream == self.stream.name,
-                    among_ids,
-                )
-            )
-            for external_id, row_id, digest, deleted in rows:
-                found[external_id] = (row_id, digest, deleted)
-        return found
+        if not ids:
+            return {}
+        rows = connection.execute(self._find_existing, ids_parameter(connection.dialect, ids))
+        return {
+            external_id: (row_id, digest, deleted) for external_id, row_id, digest, deleted in rows
+        }
 
     def _plan_one(
         self,
         plan: _PagePlan,
         external_id: str,
-        record: Record,
-        values: dict[str, Any],
+        candidate: _Candidate,
         existing: tuple[int, str, bool] | None,
     ) -> None:
-        if record.deleted:
+        if candidate.record.deleted:
             if existing is not None and not existing[2]:
                 plan.updates.append({"row_id": existing[0], "deleted": True})
                 plan.counts.deleted += 1
             else:
                 plan.counts.unchanged += 1
             return
-        digest = content_hash(values)
+        values, digest = candidate.values, candidate.digest
         # the values are this record's own fresh dict: completed in place, not copied
         if existing is None:
             values["external_id"] = external_id
