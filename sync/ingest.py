@@ -12,18 +12,20 @@ twice in a pass is quarantined; an incremental stream's is stored again (pages m
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, update
 
 from connectors.base import Cursor, Origin, Page, Stream
 from connectors.records import Record, Rejected
-from sync.bulk import id_filters, insert_rows
+from sync.bulk import among_ids, ids_parameter, insert_rows
 from sync.ledger import SOURCE_TABLES, IngestSeen, QuarantineRow, StreamCursor
 from sync.prefetch import Prefetched
 from sync.rows import (
@@ -103,11 +105,30 @@ def _rejected(reason: str, record: Record, origin: Origin | None) -> Rejected:
     return Rejected(reason, origin.raw, record.external_id, origin.location)
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
+class _Candidate(NamedTuple):
+    """A record that passed the ledger's checks: its row values, their hash, its position.
+
+    The position finds the record's origin only when it is quarantined after all: building
+    an origin per record (file, line, raw text) costs a stream more than the check itself.
+    """
+
     record: Record
     values: dict[str, Any]
-    origin: Origin | None
+    digest: str
+    position: int
+
+
+@dataclass(slots=True)
+class _Checked:
+    """A page after the checks that need no database, which the fetch thread does ahead."""
+
+    page: Page
+    candidates: dict[str, _Candidate]
+    refused: list[Rejected]
+
+
+def _origin(page: Page, position: int) -> Origin | None:
+    return page.origins[position] if page.origins else None
 
 
 class StreamIngest:
@@ -120,6 +141,20 @@ class StreamIngest:
         self.context = context
         self.table: Table = SOURCE_TABLES[stream.record_kind].__table__  # type: ignore[attr-defined]
         self._pass_in_seen: str | None = None
+        table, dialect = self.table, engine.dialect
+        # built once: the per-page lookups differ only in their ids parameter
+        self._find_existing = select(
+            table.c.external_id, table.c.id, table.c.content_hash, table.c.deleted
+        ).where(
+            table.c.system == system,
+            table.c.stream == stream.name,
+            among_ids(table.c.external_id, dialect),
+        )
+        self._find_seen = select(_SEEN.c.external_id).where(
+            _SEEN.c.system == system,
+            _SEEN.c.stream == stream.name,
+            among_ids(_SEEN.c.external_id, dialect),
+        )
 
     def run(
         self,
@@ -132,10 +167,11 @@ class StreamIngest:
         with self.engine.connect() as connection:
             cursor = load_cursor(connection, self.system, self.stream.name)
             self._pass_in_seen = self._current_seen_pass(connection)
-        fetching = Prefetched(self.stream.pages(cursor), f"fetch {self.system}/{self.stream.name}")
-        with fetching as pages:
-            for page in pages:
-                counts = self.apply(page, run_id)
+        checked_pages = self._checked(self.stream.pages(cursor))
+        fetching = Prefetched(checked_pages, f"fetch {self.system}/{self.stream.name}")
+        with fewer_collections(), fetching as pages:
+            for checked in pages:
+                counts = self._apply(checked, run_id)
                 total.add(counts)
                 if _is_power_of_two(total.pages):
                     self._refresh_statistics()
@@ -160,47 +196,67 @@ class StreamIngest:
 
     def apply(self, page: Page, run_id: int | None) -> IngestCounts:
         """Store one page and its cursor in one transaction."""
+        return self._apply(self._check(page), run_id)
+
+    def _apply(self, checked: _Checked, run_id: int | None) -> IngestCounts:
+        page = checked.page
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
-            plan = self._plan(connection, page)
+            plan = self._plan(connection, checked)
             self._write(connection, plan, page, run_id, now)
             _save_cursor(connection, self.system, self.stream.name, page.cursor, now)
         plan.counts.pages = 1
         return plan.counts
 
+    # -- checking: what needs no database -----------------------------------------------------
+
+    def _checked(self, pages: Iterator[Page]) -> Iterator[_Checked]:
+        """The stream's pages, checked; run in the fetch thread, ahead of the writes.
+
+        Row values and content hashes are pure Python work; done here, they overlap with the
+        time the writing thread waits on the database instead of adding to it.
+        """
+        try:
+            for page in pages:
+                yield self._check(page)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    def _check(self, page: Page) -> _Checked:
+        valid: dict[str, _Candidate] = {}
+        refused: list[Rejected] = []
+        context = self.context
+        for position, record in enumerate(page.records):
+            try:
+                external_id = checked_external_id(record)
+                values = {} if record.deleted else record_values(record, context)
+            except InvalidRecord as invalid:
+                refused.append(_rejected(str(invalid), record, _origin(page, position)))
+                continue
+            if external_id in valid:
+                reason = f"id {external_id!r} occurs twice in one page"
+                refused.append(_rejected(reason, record, _origin(page, position)))
+                continue
+            digest = "" if record.deleted else content_hash(values)
+            valid[external_id] = _Candidate(record, values, digest, position)
+        return _Checked(page, valid, refused)
+
     # -- planning: what to do with each record ------------------------------------------------
 
-    def _plan(self, connection: Connection, page: Page) -> _PagePlan:
+    def _plan(self, connection: Connection, checked: _Checked) -> _PagePlan:
+        page, candidates = checked.page, checked.candidates
         plan = _PagePlan()
         plan.counts.records_in = len(page.records) + len(page.rejected)
         plan.quarantine.extend(page.rejected)
-        candidates = self._valid_records(page, plan)
+        plan.quarantine.extend(checked.refused)
         if self._tracks_pass(page):
-            self._track_pass(connection, page.pass_id, candidates, plan)
+            self._track_pass(connection, page, candidates, plan)
         existing = self._existing(connection, list(candidates))
         for external_id, candidate in candidates.items():
-            self._plan_one(
-                plan, external_id, candidate.record, candidate.values, existing.get(external_id)
-            )
+            self._plan_one(plan, external_id, candidate, existing.get(external_id))
         return plan
-
-    def _valid_records(self, page: Page, plan: _PagePlan) -> dict[str, _Candidate]:
-        valid: dict[str, _Candidate] = {}
-        origins: Sequence[Origin | None] = page.origins or [None] * len(page.records)
-        for record, origin in zip(page.records, origins, strict=True):
-            try:
-                external_id = checked_external_id(record)
-                values = {} if record.deleted else record_values(record, self.context)
-            except InvalidRecord as invalid:
-                plan.quarantine.append(_rejected(str(invalid), record, origin))
-                continue
-            if external_id in valid:
-                plan.quarantine.append(
-                    _rejected(f"id {external_id!r} occurs twice in one page", record, origin)
-                )
-                continue
-            valid[external_id] = _Candidate(record, values, origin)
-        return valid
 
     def _tracks_pass(self, page: Page) -> bool:
         """Whether the page belongs to a pass over every live record (see the docstring)."""
@@ -209,7 +265,7 @@ class StreamIngest:
     def _track_pass(
         self,
         connection: Connection,
-        pass_id: str,
+        page: Page,
         candidates: dict[str, _Candidate],
         plan: _PagePlan,
     ) -> None:
@@ -219,6 +275,7 @@ class StreamIngest:
         last good version in the ledger instead of being flagged deleted. An incremental
         stream's full pass repeats ids where its pages overlap; those are simply stored again.
         """
+        pass_id = page.pass_id
         if pass_id != self._pass_in_seen:
             connection.execute(
                 delete(_SEEN).where(
@@ -229,16 +286,9 @@ class StreamIngest:
         rejected_ids = {r.external_id for r in plan.quarantine if r.external_id}
         ids = list(dict.fromkeys([*candidates, *rejected_ids]))
         already: set[str] = set()
-        for among_ids in id_filters(connection, _SEEN.c.external_id, ids):
-            already.update(
-                connection.execute(
-                    select(_SEEN.c.external_id).where(
-                        _SEEN.c.system == self.system,
-                        _SEEN.c.stream == self.stream.name,
-                        among_ids,
-                    )
-                ).scalars()
-            )
+        if ids:
+            parameter = ids_parameter(connection.dialect, ids)
+            already.update(connection.execute(self._find_seen, parameter).scalars())
         repeats = already.intersection(candidates) if self.stream.full_refresh else set()
         for external_id in repeats:
             candidate = candidates.pop(external_id)
@@ -246,7 +296,7 @@ class StreamIngest:
                 _rejected(
                     f"id {external_id!r} occurs twice in the source; the first one was kept",
                     candidate.record,
-                    candidate.origin,
+                    _origin(page, candidate.position),
                 )
             )
         plan.seen = [external_id for external_id in ids if external_id not in already]
@@ -254,47 +304,39 @@ class StreamIngest:
     def _existing(
         self, connection: Connection, ids: Sequence[str]
     ) -> dict[str, tuple[int, str, bool]]:
-        table = self.table
-        found: dict[str, tuple[int, str, bool]] = {}
-        for among_ids in id_filters(connection, table.c.external_id, ids):
-            rows = connection.execute(
-                select(
-                    table.c.external_id, table.c.id, table.c.content_hash, table.c.deleted
-                ).where(
-                    table.c.system == self.system,
-                    table.c.stream == self.stream.name,
-                    among_ids,
-                )
-            )
-            for external_id, row_id, digest, deleted in rows:
-                found[external_id] = (row_id, digest, deleted)
-        return found
+        if not ids:
+            return {}
+        rows = connection.execute(self._find_existing, ids_parameter(connection.dialect, ids))
+        return {
+            external_id: (row_id, digest, deleted) for external_id, row_id, digest, deleted in rows
+        }
 
     def _plan_one(
         self,
         plan: _PagePlan,
         external_id: str,
-        record: Record,
-        values: dict[str, Any],
+        candidate: _Candidate,
         existing: tuple[int, str, bool] | None,
     ) -> None:
-        if record.deleted:
+        if candidate.record.deleted:
             if existing is not None and not existing[2]:
                 plan.updates.append({"row_id": existing[0], "deleted": True})
                 plan.counts.deleted += 1
             else:
                 plan.counts.unchanged += 1
             return
-        digest = content_hash(values)
+        values, digest = candidate.values, candidate.digest
+        # the values are this record's own fresh dict: completed in place, not copied
         if existing is None:
-            plan.inserts.append(
-                {**values, "external_id": external_id, "content_hash": digest, "deleted": False}
-            )
+            values["external_id"] = external_id
+            values["content_hash"] = digest
+            plan.inserts.append(values)
             plan.counts.new += 1
         elif existing[1] != digest or existing[2]:
-            plan.updates.append(
-                {**values, "row_id": existing[0], "content_hash": digest, "deleted": False}
-            )
+            values["row_id"] = existing[0]
+            values["content_hash"] = digest
+            values["deleted"] = False
+            plan.updates.append(values)
             plan.counts.changed += 1
         else:
             plan.counts.unchanged += 1
@@ -312,7 +354,7 @@ class StreamIngest:
         table = self.table
         if plan.inserts:
             stamp: dict[str, Any] = {"system": self.system, "stream": self.stream.name}
-            stamp |= {"first_seen_at": now, "updated_at": now}
+            stamp |= {"deleted": False, "first_seen_at": now, "updated_at": now}
             insert_rows(connection, table, plan.inserts, same_for_all=stamp)
         for columns, rows in _group_by_columns(plan.updates).items():
             statement = (
@@ -399,6 +441,40 @@ class StreamIngest:
             .where(_SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name)
             .limit(1)
         ).scalar_one_or_none()
+
+
+# Allocations between two young-generation collections while ingest runs (Python: 700).
+INGEST_GC_THRESHOLD = 10_000
+_collections_lock = threading.Lock()
+_ingests_running = 0
+_threshold_before: tuple[int, int, int] = gc.get_threshold()
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Let the garbage collector run less often while ingest runs.
+
+    Ingest allocates several objects per record, almost all freed by reference counting;
+    at Python's default threshold the collector still runs every few dozen records and,
+    every few thousand, walks every object the process holds (SQLAlchemy's and pydantic's
+    models, the loaded modules): a fifth of a CSV ingest's time. A higher first threshold
+    keeps the same collections but makes them rarer; cyclic garbage waits for at most
+    ``INGEST_GC_THRESHOLD`` allocations. Concurrent ingests share it; the last one to finish
+    puts the old thresholds back.
+    """
+    global _ingests_running, _threshold_before
+    with _collections_lock:
+        if _ingests_running == 0:
+            _threshold_before = gc.get_threshold()
+            gc.set_threshold(INGEST_GC_THRESHOLD, *_threshold_before[1:])
+        _ingests_running += 1
+    try:
+        yield
+    finally:
+        with _collections_lock:
+            _ingests_running -= 1
+            if _ingests_running == 0:
+                gc.set_threshold(*_threshold_before)
 
 
 def _is_power_of_two(number: int) -> bool:

@@ -11,30 +11,30 @@ from __future__ import annotations
 import codecs
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from itertools import accumulate, chain
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 # The csv module refuses fields above this; far above any valid cell, and the row is then
 # quarantined rather than the file abandoned.
 MAX_FIELD_BYTES = 64 * 1024 * 1024
 csv.field_size_limit(MAX_FIELD_BYTES)
+# Bytes of whole lines read and decoded at a time.
+BATCH_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class GoodRow:
+class GoodRow(NamedTuple):
     line: int
     cells: list[str]
 
 
-@dataclass(frozen=True, slots=True)
-class BadRow:
+class BadRow(NamedTuple):
     line: int
     reason: str
     raw: str
 
 
-@dataclass(frozen=True, slots=True)
-class Positioned:
+class Positioned(NamedTuple):
     """A row and the byte offset just after it."""
 
     row: GoodRow | BadRow
@@ -47,42 +47,72 @@ def file_fingerprint(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-class _LineFeed:
-    """Feeds decoded lines to ``csv.reader`` while counting the bytes it has taken."""
+class _Lines:
+    """Feeds decoded lines to ``csv.reader`` a batch at a time, remembering where each ends.
 
-    def __init__(self, raw_lines: Iterator[bytes], encoding: str) -> None:
-        self._raw_lines = raw_lines
+    Lines are read and decoded in batches of about ``BATCH_BYTES`` and handed over through
+    ``itertools.chain``, so no Python code runs per line; ``csv.reader``'s ``line_num`` then
+    says how many lines a row took. The lines of the row being read (and of the batch
+    holding them) are kept as bytes for the raw text of a bad row and their end offsets for
+    the cursor; older ones are dropped when the next batch is read, so memory stays bounded
+    by the batch and the longest row.
+    """
+
+    def __init__(self, handle: BinaryIO, encoding: str, offset: int) -> None:
+        self._handle = handle
         self._encoding = encoding
-        self.consumed = 0
-        self.lines = 0
-        self.row_bytes: list[bytes] = []
-        self.decode_error: str | None = None
+        self._end = offset
+        self._first = 0
+        """Index (counted from the first line read) of the first line still kept."""
+        self._ends: list[int] = []
+        self._raw: list[bytes] = []
+        self._decode_errors: dict[int, str] = {}
+        self.keep = 0
+        """Index of the first line of the row being read; the reader sets it per row."""
+        self.lines: Iterator[str] = chain.from_iterable(self._batches())
 
-    def start_row(self) -> None:
-        self.row_bytes = []
-        self.decode_error = None
+    def _batches(self) -> Iterator[list[str]]:
+        while batch := self._handle.readlines(BATCH_BYTES):
+            drop = self.keep - self._first
+            if drop > 0:
+                del self._ends[:drop], self._raw[:drop]
+                self._first = self.keep
+            ends = list(accumulate(map(len, batch), initial=self._end))
+            self._end = ends[-1]
+            first_new = self._first + len(self._ends)
+            self._ends.extend(ends[1:])
+            self._raw.extend(batch)
+            try:
+                yield [line.decode(self._encoding) for line in batch]
+            except UnicodeDecodeError:
+                yield [self._decode(first_new + i, line) for i, line in enumerate(batch)]
 
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        raw = next(self._raw_lines)
-        self.consumed += len(raw)
-        self.lines += 1
-        self.row_bytes.append(raw)
+    def _decode(self, index: int, raw: bytes) -> str:
         try:
             return raw.decode(self._encoding)
         except UnicodeDecodeError as error:
-            self.decode_error = (
+            self._decode_errors[index] = (
                 f"bytes that are not valid {self._encoding} (at byte {error.start + 1} of the "
-                "line); re-export the file as {self._encoding} or set the "
+                f"line); re-export the file as {self._encoding} or set the "
                 "source's `encoding`"
             )
             return raw.decode(self._encoding, "replace")
 
+    def end_of(self, index: int) -> int:
+        """The byte offset after line ``index``."""
+        return self._ends[index - self._first]
 
-def _raw_text(chunks: list[bytes], encoding: str) -> str:
-    return b"".join(chunks).decode(encoding, "backslashreplace").rstrip("\r\n")
+    def raw_text(self, start: int, stop: int) -> str:
+        """Lines ``start`` to ``stop`` (exclusive) as received, undecodable bytes escaped."""
+        chunks = self._raw[start - self._first : stop - self._first]
+        return b"".join(chunks).decode(self._encoding, "backslashreplace").rstrip("\r\n")
+
+    def decode_error(self, start: int, stop: int) -> str | None:
+        """Why lines ``start`` to ``stop`` (exclusive) could not be decoded (the last reason)."""
+        if not self._decode_errors:
+            return None
+        reasons = [self._decode_errors.pop(index, None) for index in range(start, stop)]
+        return next((reason for reason in reversed(reasons) if reason is not None), None)
 
 
 class CsvFile:
@@ -97,46 +127,46 @@ class CsvFile:
     def header(self) -> tuple[list[str], int]:
         """The column names (BOM and blanks stripped) and the byte offset after the header."""
         with self.path.open("rb") as handle:
-            feed = _LineFeed(iter(handle), self.encoding)
-            reader = csv.reader(feed, delimiter=self.delimiter)
-            feed.start_row()
+            lines = _Lines(handle, self.encoding, 0)
+            reader = csv.reader(lines.lines, delimiter=self.delimiter)
             try:
                 names = next(reader)
             except StopIteration:
-                return [], feed.consumed
+                return [], 0
             names = [name.lstrip("\ufeff").strip() for name in names]
-            return names, feed.consumed
+            return names, lines.end_of(reader.line_num - 1)
 
     def rows(self, offset: int, first_line: int) -> Iterator[Positioned]:
         """Rows from byte ``offset`` on; ``first_line`` is the line number found there."""
         with self.path.open("rb") as handle:
             handle.seek(offset)
-            feed = _LineFeed(iter(handle), self.encoding)
+            lines = _Lines(handle, self.encoding, offset)
             while True:
-                reader = csv.reader(feed, delimiter=self.delimiter)
+                # after a malformed row, a fresh reader goes on with the next line
+                reader = csv.reader(lines.lines, delimiter=self.delimiter)
+                done = lines.keep  # lines taken by the readers before this one
                 try:
-                    yield from self._read(reader, feed, offset, first_line)
+                    yield from self._read(reader, lines, done, first_line)
                     return
                 except csv.Error as error:
-                    line = first_line + feed.lines - 1
-                    bad = BadRow(
-                        line, f"malformed CSV: {error}", _raw_text(feed.row_bytes, self.encoding)
-                    )
-                    yield Positioned(bad, offset + feed.consumed)
+                    start, stop = lines.keep, done + reader.line_num
+                    lines.decode_error(start, stop)  # the row is bad either way
+                    raw = lines.raw_text(start, stop)
+                    bad = BadRow(first_line + stop - 1, f"malformed CSV: {error}", raw)
+                    yield Positioned(bad, lines.end_of(stop - 1))
+                    lines.keep = stop
 
+    @staticmethod
     def _read(
-        self, reader: Iterator[list[str]], feed: _LineFeed, offset: int, first_line: int
+        reader: Iterator[list[str]], lines: _Lines, done: int, first_line: int
     ) -> Iterator[Positioned]:
-        while True:
-            feed.start_row()
-            line = first_line + feed.lines
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            position = offset + feed.consumed
-            if feed.decode_error is not None:
-                raw = _raw_text(feed.row_bytes, self.encoding)
-                yield Positioned(BadRow(line, feed.decode_error, raw), position)
-            elif cells and any(cell.strip() for cell in cells):
-                yield Positioned(GoodRow(line, cells), position)
+        start = done
+        for cells in reader:
+            stop = done + reader.line_num  # type: ignore[attr-defined]
+            error = lines.decode_error(start, stop)
+            if error is not None:
+                raw = lines.raw_text(start, stop)
+                yield Positioned(BadRow(first_line + start, error, raw), lines.end_of(stop - 1))
+            elif cells and (cells[0].strip() or any(cell.strip() for cell in cells)):
+                yield Positioned(GoodRow(first_line + start, cells), lines.end_of(stop - 1))
+            start = lines.keep = stop

@@ -8,12 +8,12 @@ read at all; after a crash the pass resumes at the stored offset.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, overload
 
 from connectors.base import Cursor, Origin, Page
 from connectors.csv.reader import BadRow, CsvFile, GoodRow, file_fingerprint
@@ -148,9 +148,13 @@ def _customer(cells: Cells) -> SourceCustomer:
     )
 
 
+_TRANSACTION_KINDS = {kind.value: kind for kind in TransactionKind}
+
+
 def _transaction(cells: Cells) -> SourceTransaction:
     kind = (cells.text("kind") or "sale").lower()
-    if kind not in TransactionKind.__members__.values():
+    transaction_kind = _TRANSACTION_KINDS.get(kind)
+    if transaction_kind is None:
         raise BadValue(f"kind {kind!r} is neither 'sale' nor 'refund'")
     return SourceTransaction(
         external_id=cells.required("id"),
@@ -158,7 +162,7 @@ def _transaction(cells: Cells) -> SourceTransaction:
         occurred_at=cells.moment("date"),
         amount=cells.money("amount"),
         currency=cells.currency(),
-        transaction_kind=TransactionKind(kind),
+        transaction_kind=transaction_kind,
         home_amount=cells.optional_money("home_amount"),
         reference=cells.text("reference"),
         memo=cells.text("memo"),
@@ -378,8 +382,9 @@ class CsvStream:
         line: int,
     ) -> Iterator[Page]:
         records: list[Record] = []
-        origins: list[Origin] = []
+        origins = _Origins(self.path, self.settings.delimiter)
         rejected: list[Rejected] = []
+        page_size = self.settings.page_size
 
         def cursor(complete: bool) -> Cursor:
             return {
@@ -390,33 +395,63 @@ class CsvStream:
                 "complete": complete,
             }
 
-        for positioned in csv_file.rows(offset, line):
-            self._map(positioned.row, index, records, origins, rejected)
-            offset, line = positioned.offset, positioned.row.line + 1
-            if len(records) + len(rejected) >= self.settings.page_size:
+        for row, end in csv_file.rows(offset, line):
+            offset, line = end, row.line + 1
+            if isinstance(row, BadRow):
+                rejected.append(Rejected(row.reason, row.raw, location=f"{self.path}:{row.line}"))
+            else:
+                self._map(row, index, records, origins, rejected)
+            if len(records) + len(rejected) >= page_size:
                 yield Page(records, cursor(False), rejected, pass_id=pass_id, origins=origins)
-                records, origins, rejected = [], [], []
+                records, origins, rejected = [], _Origins(self.path, self.settings.delimiter), []
         yield Page(
             records, cursor(True), rejected, pass_complete=True, pass_id=pass_id, origins=origins
         )
 
     def _map(
         self,
-        row: GoodRow | BadRow,
+        row: GoodRow,
         index: dict[str, int],
         records: list[Record],
-        origins: list[Origin],
+        origins: _Origins,
         rejected: list[Rejected],
     ) -> None:
-        location = f"{self.path}:{row.line}"
-        if isinstance(row, BadRow):
-            rejected.append(Rejected(row.reason, row.raw, location=location))
-            return
         cells = Cells(row.cells, index, self.settings)
-        raw = self.settings.delimiter.join(row.cells)
         try:
             records.append(self.spec.mapper(cells))
         except BadValue as bad:
+            raw = self.settings.delimiter.join(row.cells)
+            location = f"{self.path}:{row.line}"
             rejected.append(Rejected(str(bad), raw, cells.text("id"), location))
             return
-        origins.append(Origin(location, raw))
+        origins.rows.append(row)
+
+
+class _Origins(Sequence[Origin]):
+    """The origins of a page's records, made only for the few the ledger refuses.
+
+    A page holds the rows anyway; the file-and-line text and the joined raw row cost more
+    than checking the record, so they are built when ingest asks for one.
+    """
+
+    def __init__(self, path: Path, delimiter: str) -> None:
+        self.path = path
+        self.delimiter = delimiter
+        self.rows: list[GoodRow] = []
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, position: int) -> Origin: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[Origin]: ...
+
+    def __getitem__(self, position: int | slice) -> Origin | Sequence[Origin]:
+        if isinstance(position, slice):
+            return [self._origin(row) for row in self.rows[position]]
+        return self._origin(self.rows[position])
+
+    def _origin(self, row: GoodRow) -> Origin:
+        return Origin(f"{self.path}:{row.line}", self.delimiter.join(row.cells))
