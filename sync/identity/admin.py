@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from config.models import ReconcileConfig
 from sync.identity import model
-from sync.identity.features import feature_rows
 from sync.identity.rules import ALWAYS, NEVER
+from sync.identity.stored import features_frame
 from sync.ledger import (
     CustomerLink,
     MatchPair,
@@ -24,7 +24,7 @@ from sync.ledger import (
     MergeLog,
     SourceCustomerRow,
 )
-from sync.reconcile import live_customers, load_model
+from sync.reconcile import load_model
 
 _SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
 _LINK = CustomerLink.__table__  # type: ignore[attr-defined]
@@ -287,9 +287,7 @@ def explain_pair(engine: Engine, a: str, b: str) -> PairReport:
         id_a, ledger_a = _record(connection, a)
         id_b, ledger_b = _record(connection, b)
         stored = load_model(connection)
-        frame = model.features_frame(
-            feature_rows(record.item for record in live_customers(connection))
-        )
+        frame = features_frame(connection)
         rules: dict[int, str] = dict(
             connection.execute(
                 select(_LINK.c.source_customer_id, _LINK.c.rule).where(
