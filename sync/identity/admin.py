@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, insert, or_, select, update
 from config.models import ReconcileConfig
 from sync.identity import model
 from sync.identity.rules import ALWAYS, NEVER
-from sync.identity.stored import features_frame
+from sync.identity.stored import current_features, features_frame
 from sync.ledger import (
     CustomerLink,
     MatchPair,
@@ -283,11 +283,14 @@ class PairReport:
 def explain_pair(engine: Engine, a: str, b: str) -> PairReport:
     """The model's view of two records (the stored model; the built-in one before any
     training), and whether the ledger holds them as one customer."""
+    import pandas as pd
+
     with engine.connect() as connection:
         id_a, ledger_a = _record(connection, a)
         id_b, ledger_b = _record(connection, b)
         stored = load_model(connection)
-        frame = features_frame(connection)
+        stored_frame = features_frame(connection)
+        pair = model.features_frame(current_features(connection, [id_a, id_b]))
         rules: dict[int, str] = dict(
             connection.execute(
                 select(_LINK.c.source_customer_id, _LINK.c.rule).where(
@@ -298,6 +301,8 @@ def explain_pair(engine: Engine, a: str, b: str) -> PairReport:
             .all()
         )
     settings = stored[1] if stored is not None else model.default_settings()
+    others = stored_frame[~stored_frame["unique_id"].isin([id_a, id_b])]
+    frame = pd.concat([others, pair], ignore_index=True) if len(others) else pair
     explanation = model.explain(frame, settings, id_a, id_b)
     same = ledger_a is not None and ledger_a == ledger_b
     return PairReport(explanation, same, rules.get(id_a), rules.get(id_b))
