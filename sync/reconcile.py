@@ -317,30 +317,42 @@ def _keys_of(connection: Connection, ids: Sequence[int]) -> list[tuple[int, str,
     return keyed
 
 
-def _sharing(connection: Connection, keyed: Iterable[tuple[int, str, str]]) -> set[int]:
-    """Live records with one of these keys."""
-    wanted: dict[str, set[str]] = {"email": set(), "phone": set(), "id": set()}
-    for _, kind, value in keyed:
-        wanted[kind].add(value)
-    found = set(key_neighbours(connection, [(k, v) for k in ("email", "phone") for v in wanted[k]]))
-    streams: dict[str, list[str]] = {}
-    for system, stream in connection.execute(
-        select(_SOURCE.c.system, _SOURCE.c.stream).distinct()
-    ).tuples():
-        streams.setdefault(system, []).append(stream)
-    keys = []
-    for value in sorted(wanted["id"]):
-        system, _, external_id = value.partition("\x00")
-        keys += [(system, stream, external_id) for stream in streams.get(system, [])]
-    # The source key's unique index serves (system, stream, external_id).
-    key = tuple_(_SOURCE.c.system, _SOURCE.c.stream, _SOURCE.c.external_id)
-    for batch in in_batches(keys, BATCH // 3):
-        found.update(
-            connection.execute(
-                select(_SOURCE.c.id).where(_SOURCE.c.deleted.is_(False), key.in_(batch))
-            ).scalars()
-        )
-    return found
+class _Sharing:
+    """Finds the live records that share a key with given ones."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._streams: dict[str, list[str]] | None = None
+
+    def streams(self) -> dict[str, list[str]]:
+        """Each system's customer streams: the source key (system, stream, external_id) is
+        what the unique index serves, so a same-id lookup names every stream."""
+        if self._streams is None:
+            self._streams = {}
+            for system, stream in self.connection.execute(
+                select(_SOURCE.c.system, _SOURCE.c.stream).distinct()
+            ).tuples():
+                self._streams.setdefault(system, []).append(stream)
+        return self._streams
+
+    def __call__(self, keyed: Iterable[tuple[int, str, str]]) -> set[int]:
+        wanted: dict[str, set[str]] = {"email": set(), "phone": set(), "id": set()}
+        for _, kind, value in keyed:
+            wanted[kind].add(value)
+        contacts = [(kind, value) for kind in ("email", "phone") for value in wanted[kind]]
+        found = set(key_neighbours(self.connection, contacts))
+        keys = []
+        for value in sorted(wanted["id"]):
+            system, _, external_id = value.partition("\x00")
+            keys += [(system, stream, external_id) for stream in self.streams().get(system, [])]
+        key = tuple_(_SOURCE.c.system, _SOURCE.c.stream, _SOURCE.c.external_id)
+        for batch in in_batches(keys, BATCH // 3):
+            found.update(
+                self.connection.execute(
+                    select(_SOURCE.c.id).where(_SOURCE.c.deleted.is_(False), key.in_(batch))
+                ).scalars()
+            )
+        return found
 
 
 def _model_links(
@@ -360,17 +372,19 @@ def _model_links(
     return list(links.values())
 
 
-def _ledger_ids(connection: Connection, ids: Sequence[int]) -> dict[int, tuple[int, str]]:
-    """The current (ledger customer, rule) of these source customers."""
-    current: dict[int, tuple[int, str]] = {}
-    for batch in in_batches(ids):
-        for source_id, ledger_id, rule in connection.execute(
-            select(_LINK.c.source_customer_id, _LINK.c.ledger_customer_id, _LINK.c.rule).where(
-                _LINK.c.source_customer_id.in_(batch)
-            )
-        ).tuples():
-            current[source_id] = (ledger_id, rule)
-    return current
+def _ledger_ids(connection: Connection, ids: Sequence[int] | None) -> dict[int, tuple[int, str]]:
+    """The current (ledger customer, rule) of these source customers (None: of all)."""
+    query = select(_LINK.c.source_customer_id, _LINK.c.ledger_customer_id, _LINK.c.rule)
+    queries = (
+        [query]
+        if ids is None
+        else [query.where(_LINK.c.source_customer_id.in_(batch)) for batch in in_batches(ids)]
+    )
+    return {
+        source_id: (ledger_id, rule)
+        for each in queries
+        for source_id, ledger_id, rule in connection.execute(each).tuples()
+    }
 
 
 def _members(connection: Connection, ledger_ids: Iterable[int]) -> set[int]:
@@ -409,6 +423,7 @@ class _Region:
 
 def _region(
     connection: Connection,
+    sharing: _Sharing,
     seeds: set[int],
     threshold: float,
     always: Sequence[tuple[int, int]],
@@ -428,7 +443,7 @@ def _region(
     while frontier:
         region |= frontier
         batch = sorted(frontier)
-        reached = set(_sharing(connection, _keys_of(connection, batch)))
+        reached = sharing(_keys_of(connection, batch))
         for link in _model_links(connection, threshold, batch):
             links[link.left, link.right] = link
             reached.update((link.left, link.right))
@@ -682,7 +697,7 @@ def reconcile(
             links = [Link(a, b, 1.0, "admin rule", ADMIN) for a, b in always]
             links += _key_links(_shared_keys(connection))
             links += _model_links(connection, config.link_threshold)
-            current = _ledger_ids(connection, ids) if ids else {}
+            current = _ledger_ids(connection, None)
             history = _history(connection, None)
             taken: set[int] = set()
         else:
@@ -690,11 +705,12 @@ def reconcile(
             seeds = {*changed, *refreshed.removed}
             seeds.update(i for ref_ids in named.values() for i in ref_ids)
             seeds.update(i for link in old for i in (link.left, link.right))
-            seeds |= _sharing(connection, [(0, kind, value) for kind, value in refreshed.old_keys])
-            seeds |= _sharing(connection, _keys_of(connection, refreshed.removed))
+            sharing = _Sharing(connection)
+            seeds |= sharing([(0, kind, value) for kind, value in refreshed.old_keys])
+            seeds |= sharing(_keys_of(connection, refreshed.removed))
             before = _ledger_ids(connection, sorted(seeds))
             seeds |= _members(connection, (ledger_id for ledger_id, _ in before.values()))
-            region = _region(connection, seeds, config.link_threshold, always)
+            region = _region(connection, sharing, seeds, config.link_threshold, always)
             ids, links = region.ids, region.links
             current = _ledger_ids(connection, ids)
             history = _history(connection, ids)
