@@ -283,15 +283,53 @@ class MatchPair(SQLModel, table=True):
     scored_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class MatchScored(SQLModel, table=True):
-    """The content a source customer had when it was last compared: a changed hash means it
-    is compared again at the next cycle."""
+class MatchFeatures(SQLModel, table=True):
+    """A live source customer's match features (the model's input row), computed from the
+    content it had (``content_hash``): a changed hash means the record is featurized and
+    compared again at the next cycle; nothing else is featurized twice.
 
-    __tablename__ = "match_scored"
+    The indexes serve the blocking rules, so an incremental cycle finds the candidates of its
+    new records by index lookups instead of reading the whole ledger.
+    """
+
+    __tablename__ = "match_features"
+    __table_args__ = (
+        Index("ix_match_features_email", "email"),
+        Index("ix_match_features_phone", "phone"),
+        Index("ix_match_features_postcode", "postcode", "street_number"),
+        Index("ix_match_features_last_postcode", "last_name", "postcode"),
+        Index("ix_match_features_first_postcode", "first_name", "postcode"),
+        Index("ix_match_features_street", "street", "street_number"),
+        Index("ix_match_features_last_first", "last_name", "first_canonical"),
+        Index("ix_match_features_first_last", "first_name", "last_name"),
+    )
 
     source_customer_id: int = Field(primary_key=True, foreign_key="source_customer.id")
     content_hash: str = Field(max_length=HASH_LENGTH)
-    model_id: int = Field(foreign_key="match_model.id")
+    first_name: str | None = None
+    last_name: str | None = None
+    first_canonical: str | None = None
+    first_groups: str | None = Field(default=None, description="Name groups, space separated.")
+    email: str | None = None
+    email_domain: str | None = None
+    phone: str | None = None
+    phone_last7: str | None = None
+    company: str | None = None
+    postcode: str | None = None
+    street_number: str | None = None
+    street: str | None = None
+    city: str | None = None
+
+
+class ReconcileState(SQLModel, table=True):
+    """What the last reconcile applied (one row): the admin rules, as a JSON list. A cycle
+    re-clusters the records a rule added or dropped since then names, as well as the changed
+    ones; every other cluster stays as it is."""
+
+    __tablename__ = "reconcile_state"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rules_json: str = Field(sa_type=Text)
 
 
 class MergeLog(SQLModel, table=True):

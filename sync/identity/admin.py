@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from config.models import ReconcileConfig
 from sync.identity import model
-from sync.identity.features import feature_rows
 from sync.identity.rules import ALWAYS, NEVER
+from sync.identity.stored import current_features, features_frame
 from sync.ledger import (
     CustomerLink,
     MatchPair,
@@ -24,7 +24,7 @@ from sync.ledger import (
     MergeLog,
     SourceCustomerRow,
 )
-from sync.reconcile import live_customers, load_model
+from sync.reconcile import load_model
 
 _SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
 _LINK = CustomerLink.__table__  # type: ignore[attr-defined]
@@ -283,13 +283,14 @@ class PairReport:
 def explain_pair(engine: Engine, a: str, b: str) -> PairReport:
     """The model's view of two records (the stored model; the built-in one before any
     training), and whether the ledger holds them as one customer."""
+    import pandas as pd
+
     with engine.connect() as connection:
         id_a, ledger_a = _record(connection, a)
         id_b, ledger_b = _record(connection, b)
         stored = load_model(connection)
-        frame = model.features_frame(
-            feature_rows(record.item for record in live_customers(connection))
-        )
+        stored_frame = features_frame(connection)
+        pair = model.features_frame(current_features(connection, [id_a, id_b]))
         rules: dict[int, str] = dict(
             connection.execute(
                 select(_LINK.c.source_customer_id, _LINK.c.rule).where(
@@ -300,6 +301,8 @@ def explain_pair(engine: Engine, a: str, b: str) -> PairReport:
             .all()
         )
     settings = stored[1] if stored is not None else model.default_settings()
+    others = stored_frame[~stored_frame["unique_id"].isin([id_a, id_b])]
+    frame = pd.concat([others, pair], ignore_index=True) if len(others) else pair
     explanation = model.explain(frame, settings, id_a, id_b)
     same = ledger_a is not None and ledger_a == ledger_b
     return PairReport(explanation, same, rules.get(id_a), rules.get(id_b))

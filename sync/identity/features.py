@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from nameparser import HumanName
 
@@ -124,8 +125,12 @@ class CustomerInput:
     city: str | None = None
 
 
+@lru_cache(maxsize=1 << 16)
 def fold(text: str | None) -> str | None:
-    """ASCII lower case with punctuation as spaces and single spaces; None when empty."""
+    """ASCII lower case with punctuation as spaces and single spaces; None when empty.
+
+    Cached: names, cities and companies repeat across a ledger's records.
+    """
     if not text:
         return None
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
