@@ -18,7 +18,7 @@ from connectors.errors import AuthError, SourceError
 from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.woocommerce import WooCommerceConnector
 from connectors.woocommerce.client import WooClient
-from connectors.woocommerce.streams import guest_record, order_records
+from connectors.woocommerce.streams import WooOrders, guest_record, order_records
 from sandbox.http import Faults, Request, Response, SandboxServer
 from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, guest_key, referral_code
 from sandbox.synthetic import BusinessSpec
@@ -447,3 +447,28 @@ def test_a_crash_between_the_kinds_of_an_order_page_loses_and_doubles_nothing(
         for table, expected in truth.items():
             count = select(func.count()).select_from(table).where(table.c.system == "woo")
             assert connection.execute(count).scalar_one() == expected, table.name
+
+
+def test_an_order_that_cannot_be_mapped_is_quarantined_once_and_gives_no_record() -> None:
+    orders = connector_for(source_settings("http://127.0.0.1:9")).streams()[1]
+    assert isinstance(orders, WooOrders)
+    good = {
+        "id": 41,
+        "status": "completed",
+        "currency": "EUR",
+        "date_created_gmt": "2025-03-01T10:00:00",
+        "total": "30.00",
+        "customer_id": 0,
+        "billing": {"email": "ann@example.com"},
+        "coupon_lines": [{"code": "ref-5"}],
+    }
+    bad = good | {"id": 42, "total": "lots", "billing": {"email": "bob@example.com"}}
+
+    records, rejected = orders.records([good, bad])
+
+    assert [(r.external_id, r.location) for r in rejected] == [("42", "WooCommerce order")]
+    assert sorted((r.kind.value, r.external_id) for r in records) == [
+        ("customer", "guest:ann@example.com"),
+        ("referral", "guest:ann@example.com"),
+        ("transaction", "41"),
+    ]
