@@ -9,7 +9,8 @@ and the least time the platform's published limit allows for the same work:
 * Shopify (bulk): the order history comes from one bulk operation; only the customer pages
   and a few small queries cost points, so the bound is far lower.
 * WooCommerce: the REST API v3 publishes no request limit; each request costs the stand-in's
-  ``--latency``, sequentially, so the bound is requests x latency.
+  ``--latency``, sequentially, so the bound is requests x latency. Each order page is read
+  once (it gives the sales, guests and referrals); the line shows the order pages read.
 
 It also measures the second cycle of WooCommerce customers: re-read every cycle (only real
 changes written) against ``customers_every: 1d`` (skipped until a day has passed).
@@ -107,7 +108,7 @@ def shopify(shop: ShopBusiness, folder: Path, bulk: bool, args: argparse.Namespa
 
 
 def woocommerce(shop: ShopBusiness, folder: Path, args: argparse.Namespace) -> None:
-    from sandbox.woocommerce import WooStandIn
+    from sandbox.woocommerce import API, WooStandIn
 
     fake = WooStandIn(shop)
     with fake.server(Faults(latency=args.latency)) as server:
@@ -135,9 +136,11 @@ def woocommerce(shop: ShopBusiness, folder: Path, args: argparse.Namespace) -> N
 
         requests, wall, records, _ = pull(None)
         bound = requests * args.latency
+        order_pages = server.stats.by_route[f"{API}/orders"]
         print(
-            f"woocommerce backfill: {records:,} records in {wall:.1f}s; {requests:,} requests, "
-            f"bound {bound:.1f}s, ratio {wall / bound:.2f}; ledger {_matches(service, 'woo', shop)}"
+            f"woocommerce backfill: {records:,} records in {wall:.1f}s; {requests:,} requests "
+            f"({order_pages:,} order pages), bound {bound:.1f}s, ratio {wall / bound:.2f}; "
+            f"ledger {_matches(service, 'woo', shop)}"
         )
         for every, label in ((None, "every cycle"), ("1d", "daily")):
             requests, wall, _, changed = pull(every)

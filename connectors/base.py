@@ -19,6 +19,15 @@ at its cap) can read everything instead: it marks the pages of that read ``full_
 under one ``pass_id`` (kept in its cursor, so a resumed pass is the same pass), and ingest then
 flags deleted every live row the complete pass did not yield, exactly as for a full-refresh
 stream. An id such a pass yields twice (overlapping pages) is stored again, not quarantined.
+
+One remote read can feed several ledger streams: a WooCommerce order page holds the
+transactions, the guest customers and the referrals. Such a stream is a
+:class:`MultiKindStream`: its pages mix records of the kinds it declares, each record goes to
+the ledger stream named for its kind (``record.kind``), and ingest stores all of a page's
+kinds and the stream's one cursor in ONE transaction. So the remote is read once per cycle,
+and a crash between kinds cannot leave one kind ahead of another: the page commits whole or
+not at all. Page flags (``pass_complete``, ``full_pass``, ``pass_id``) hold for every kind of
+the page; rejected items are quarantined under the stream's own ``name``.
 """
 
 from __future__ import annotations
@@ -50,6 +59,9 @@ class Origin:
 class Page:
     """One unit of work: what the remote returned, and the cursor that follows it.
 
+    ``records`` are of the stream's ``record_kind``, or of any kind a :class:`MultiKindStream`
+    declares (in any order; each record's ``kind`` says which).
+
     ``pass_complete`` is true on the last page of a pass; for a full-refresh stream only then
     may records that were not seen be marked deleted. ``full_pass`` says that the page belongs
     to a pass over every live record although the stream is incremental (see the module
@@ -67,7 +79,7 @@ class Page:
 
 
 class Stream(Protocol):
-    """One kind of record from one remote collection."""
+    """One remote collection; one kind of record unless it is a :class:`MultiKindStream`."""
 
     @property
     def name(self) -> str:
@@ -85,6 +97,25 @@ class Stream(Protocol):
     def pages(self, cursor: Cursor) -> Iterator[Page]:
         """Yield pages from ``cursor`` on; stop when the remote has nothing more."""
         ...
+
+
+@runtime_checkable
+class MultiKindStream(Stream, Protocol):
+    """A stream whose pages carry records of several kinds (see the module docstring).
+
+    ``ledger_streams`` names the ledger stream each kind is stored under; it includes
+    ``record_kind``, normally under the stream's own ``name``, which also keys its cursor.
+    """
+
+    @property
+    def ledger_streams(self) -> Mapping[RecordKind, str]: ...
+
+
+def ledger_streams(stream: Stream) -> Mapping[RecordKind, str]:
+    """The ledger stream each kind of ``stream``'s records goes to."""
+    if isinstance(stream, MultiKindStream):
+        return stream.ledger_streams
+    return {stream.record_kind: stream.name}
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,13 +179,15 @@ class WooStandIn:
         return Response.json([refund_item(refund) for refund in order.refunds])
 
     def all_refunds(self, request: Request) -> Response:
-        parents = {int(part) for part in (request.arg("parent") or "").split(",") if part}
-        refunds = [
-            (order.id, refund)
-            for order in sorted(self.shop.orders.values(), key=lambda order: order.id)
-            if not parents or order.id in parents
-            for refund in order.refunds
-        ]
+        parents = sorted({int(part) for part in (request.arg("parent") or "").split(",") if part})
+        # with ``parent`` only those orders are looked at, as the store's indexed query does
+        # (sorting the whole shop for each page cost 15 ms at 100k orders)
+        orders = (
+            [self.shop.orders[number] for number in parents if number in self.shop.orders]
+            if parents
+            else sorted(self.shop.orders.values(), key=lambda order: order.id)
+        )
+        refunds = [(order.id, refund) for order in orders for refund in order.refunds]
         return self._paged(
             request, refunds, lambda pair: {"parent_id": pair[0]} | refund_item(pair[1])
         )

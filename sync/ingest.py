@@ -8,6 +8,10 @@ page size. For full-refresh streams, and for the pages of an incremental stream 
 ``full_pass``, the ids of the running pass are kept in ``ingest_seen``; when the pass completes
 every live row it did not see is flagged deleted (never erased). A full-refresh stream's id seen
 twice in a pass is quarantined; an incremental stream's is stored again (pages may overlap).
+
+A stream whose pages mix several kinds of record (``connectors.base.MultiKindStream``) has one
+:class:`_KindIngest` per kind, each with its own ledger table and stream name; the page's parts
+and the stream's cursor still commit in one transaction.
 """
 
 from __future__ import annotations
@@ -17,14 +21,14 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, update
 
-from connectors.base import Cursor, Origin, Page, Stream
-from connectors.records import Record, Rejected
+from connectors.base import Cursor, Origin, Page, Stream, ledger_streams
+from connectors.records import Record, RecordKind, Rejected
 from sync.bulk import among_ids, ids_parameter, insert_rows
 from sync.ledger import SOURCE_TABLES, IngestSeen, QuarantineRow, StreamCursor
 from sync.prefetch import Prefetched
@@ -127,6 +131,14 @@ class _Checked:
     refused: list[Rejected]
 
 
+@dataclass(slots=True)
+class _CheckedPage:
+    """A page's checked parts, one per record kind, and the cursor that follows the page."""
+
+    cursor: Cursor
+    parts: dict[RecordKind, _Checked]
+
+
 def _origin(page: Page, position: int) -> Origin | None:
     return page.origins[position] if page.origins else None
 
@@ -139,22 +151,12 @@ class StreamIngest:
         self.system = system
         self.stream = stream
         self.context = context
-        self.table: Table = SOURCE_TABLES[stream.record_kind].__table__  # type: ignore[attr-defined]
-        self._pass_in_seen: str | None = None
-        table, dialect = self.table, engine.dialect
-        # built once: the per-page lookups differ only in their ids parameter
-        self._find_existing = select(
-            table.c.external_id, table.c.id, table.c.content_hash, table.c.deleted
-        ).where(
-            table.c.system == system,
-            table.c.stream == stream.name,
-            among_ids(table.c.external_id, dialect),
-        )
-        self._find_seen = select(_SEEN.c.external_id).where(
-            _SEEN.c.system == system,
-            _SEEN.c.stream == stream.name,
-            among_ids(_SEEN.c.external_id, dialect),
-        )
+        self.kinds = {
+            kind: _KindIngest(engine, system, name, kind, stream.full_refresh, context)
+            for kind, name in ledger_streams(stream).items()
+        }
+        if stream.record_kind not in self.kinds:
+            raise ValueError(f"stream {stream.name!r} stores no records of its own kind")
 
     def run(
         self,
@@ -166,7 +168,8 @@ class StreamIngest:
         total = IngestCounts()
         with self.engine.connect() as connection:
             cursor = load_cursor(connection, self.system, self.stream.name)
-            self._pass_in_seen = self._current_seen_pass(connection)
+            for kind in self.kinds.values():
+                kind.pass_in_seen = kind.current_seen_pass(connection)
         checked_pages = self._checked(self.stream.pages(cursor))
         fetching = Prefetched(checked_pages, f"fetch {self.system}/{self.stream.name}")
         with fewer_collections(), fetching as pages:
@@ -191,26 +194,25 @@ class StreamIngest:
         """
         if self.engine.dialect.name != "postgresql":
             return
+        tables = ", ".join(kind.table.name for kind in self.kinds.values())
         with self.engine.begin() as connection:
-            connection.exec_driver_sql(f"ANALYZE {self.table.name}, {_SEEN.name}")
+            connection.exec_driver_sql(f"ANALYZE {tables}, {_SEEN.name}")
 
     def apply(self, page: Page, run_id: int | None) -> IngestCounts:
-        """Store one page and its cursor in one transaction."""
+        """Store one page (every kind on it) and its cursor in one transaction."""
         return self._apply(self._check(page), run_id)
 
-    def _apply(self, checked: _Checked, run_id: int | None) -> IngestCounts:
-        page = checked.page
+    def _apply(self, checked: _CheckedPage, run_id: int | None) -> IngestCounts:
         now = datetime.now(UTC)
+        counts = IngestCounts()
         with self.engine.begin() as connection:
-            plan = self._plan(connection, checked)
-            self._write(connection, plan, page, run_id, now)
-            _save_cursor(connection, self.system, self.stream.name, page.cursor, now)
-        plan.counts.pages = 1
-        return plan.counts
+            for kind, part in checked.parts.items():
+                counts.add(self.kinds[kind].store(connection, part, run_id, now))
+            _save_cursor(connection, self.system, self.stream.name, checked.cursor, now)
+        counts.pages = 1
+        return counts
 
-    # -- checking: what needs no database -----------------------------------------------------
-
-    def _checked(self, pages: Iterator[Page]) -> Iterator[_Checked]:
+    def _checked(self, pages: Iterator[Page]) -> Iterator[_CheckedPage]:
         """The stream's pages, checked; run in the fetch thread, ahead of the writes.
 
         Row values and content hashes are pure Python work; done here, they overlap with the
@@ -224,7 +226,90 @@ class StreamIngest:
             if close is not None:
                 close()
 
-    def _check(self, page: Page) -> _Checked:
+    def _check(self, page: Page) -> _CheckedPage:
+        parts = self._parts(page)
+        return _CheckedPage(
+            page.cursor, {kind: self.kinds[kind].check(part) for kind, part in parts.items()}
+        )
+
+    def _parts(self, page: Page) -> dict[RecordKind, Page]:
+        """The page split by record kind; every declared kind gets a part, if only empty.
+
+        An empty part still carries the page's pass flags, so a complete pass ends for every
+        kind. Rejected items, and records of a kind the stream did not declare, go to the
+        stream's own kind.
+        """
+        own = self.stream.record_kind
+        if len(self.kinds) == 1 and all(record.kind is own for record in page.records):
+            return {own: page}
+        records: dict[RecordKind, list[Record]] = {kind: [] for kind in self.kinds}
+        origins: dict[RecordKind, list[Origin]] = {kind: [] for kind in self.kinds}
+        rejected = list(page.rejected)
+        for index, record in enumerate(page.records):
+            origin = page.origins[index] if page.origins else None
+            if record.kind not in records:
+                reason = f"a {record.kind} record from a stream of {', '.join(self.kinds)}"
+                rejected.append(_rejected(reason, record, origin))
+                continue
+            records[record.kind].append(record)
+            if origin is not None:
+                origins[record.kind].append(origin)
+        return {
+            kind: replace(
+                page,
+                records=records[kind],
+                origins=origins[kind],
+                rejected=rejected if kind is own else (),
+            )
+            for kind in self.kinds
+        }
+
+
+class _KindIngest:
+    """Applies one kind of a stream's records to its ledger table under its stream name."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        system: str,
+        name: str,
+        kind: RecordKind,
+        full_refresh: bool,
+        context: RowContext,
+    ) -> None:
+        self.engine = engine
+        self.system = system
+        self.name = name
+        self.full_refresh = full_refresh
+        self.context = context
+        self.table: Table = SOURCE_TABLES[kind].__table__  # type: ignore[attr-defined]
+        self.pass_in_seen: str | None = None
+        table, dialect = self.table, engine.dialect
+        # built once: the per-page lookups differ only in their ids parameter
+        self._find_existing = select(
+            table.c.external_id, table.c.id, table.c.content_hash, table.c.deleted
+        ).where(
+            table.c.system == system,
+            table.c.stream == name,
+            among_ids(table.c.external_id, dialect),
+        )
+        self._find_seen = select(_SEEN.c.external_id).where(
+            _SEEN.c.system == system,
+            _SEEN.c.stream == name,
+            among_ids(_SEEN.c.external_id, dialect),
+        )
+
+    def store(
+        self, connection: Connection, checked: _Checked, run_id: int | None, now: datetime
+    ) -> IngestCounts:
+        """Plan and write one checked page of this kind inside the caller's transaction."""
+        plan = self._plan(connection, checked)
+        self._write(connection, plan, checked.page, run_id, now)
+        return plan.counts
+
+    # -- checking: what needs no database -----------------------------------------------------
+
+    def check(self, page: Page) -> _Checked:
         valid: dict[str, _Candidate] = {}
         refused: list[Rejected] = []
         context = self.context
@@ -260,7 +345,7 @@ class StreamIngest:
 
     def _tracks_pass(self, page: Page) -> bool:
         """Whether the page belongs to a pass over every live record (see the docstring)."""
-        return self.stream.full_refresh or page.full_pass
+        return self.full_refresh or page.full_pass
 
     def _track_pass(
         self,
@@ -276,20 +361,18 @@ class StreamIngest:
         stream's full pass repeats ids where its pages overlap; those are simply stored again.
         """
         pass_id = page.pass_id
-        if pass_id != self._pass_in_seen:
+        if pass_id != self.pass_in_seen:
             connection.execute(
-                delete(_SEEN).where(
-                    _SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name
-                )
+                delete(_SEEN).where(_SEEN.c.system == self.system, _SEEN.c.stream == self.name)
             )
-            self._pass_in_seen = pass_id
+            self.pass_in_seen = pass_id
         rejected_ids = {r.external_id for r in plan.quarantine if r.external_id}
         ids = list(dict.fromkeys([*candidates, *rejected_ids]))
         already: set[str] = set()
         if ids:
             parameter = ids_parameter(connection.dialect, ids)
             already.update(connection.execute(self._find_seen, parameter).scalars())
-        repeats = already.intersection(candidates) if self.stream.full_refresh else set()
+        repeats = already.intersection(candidates) if self.full_refresh else set()
         for external_id in repeats:
             candidate = candidates.pop(external_id)
             plan.quarantine.append(
@@ -353,7 +436,7 @@ class StreamIngest:
     ) -> None:
         table = self.table
         if plan.inserts:
-            stamp: dict[str, Any] = {"system": self.system, "stream": self.stream.name}
+            stamp: dict[str, Any] = {"system": self.system, "stream": self.name}
             stamp |= {"deleted": False, "first_seen_at": now, "updated_at": now}
             insert_rows(connection, table, plan.inserts, same_for_all=stamp)
         for columns, rows in _group_by_columns(plan.updates).items():
@@ -371,7 +454,7 @@ class StreamIngest:
                 [{"external_id": external_id} for external_id in plan.seen],
                 same_for_all={
                     "system": self.system,
-                    "stream": self.stream.name,
+                    "stream": self.name,
                     "pass_id": page.pass_id,
                 },
             )
@@ -392,7 +475,7 @@ class StreamIngest:
         return {
             "run_id": run_id,
             "system": self.system,
-            "stream": self.stream.name,
+            "stream": self.name,
             "external_id": None if external_id is None else _safe_text(external_id[:255]),
             "reason": _safe_text(rejected.reason),
             "location": None if rejected.location is None else _safe_text(rejected.location),
@@ -422,7 +505,7 @@ class StreamIngest:
             .where(
                 and_(
                     table.c.system == self.system,
-                    table.c.stream == self.stream.name,
+                    table.c.stream == self.name,
                     table.c.deleted.is_(False),
                     ~seen,
                 )
@@ -430,15 +513,15 @@ class StreamIngest:
             .values(deleted=True, updated_at=now)
         )
         connection.execute(
-            delete(_SEEN).where(_SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name)
+            delete(_SEEN).where(_SEEN.c.system == self.system, _SEEN.c.stream == self.name)
         )
-        self._pass_in_seen = None
+        self.pass_in_seen = None
         return result.rowcount
 
-    def _current_seen_pass(self, connection: Connection) -> str | None:
+    def current_seen_pass(self, connection: Connection) -> str | None:
         return connection.execute(
             select(_SEEN.c.pass_id)
-            .where(_SEEN.c.system == self.system, _SEEN.c.stream == self.stream.name)
+            .where(_SEEN.c.system == self.system, _SEEN.c.stream == self.name)
             .limit(1)
         ).scalar_one_or_none()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,24 +11,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from config.models import WooCommerceSource
 from connectors.errors import AuthError, SourceError
 from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.woocommerce import WooCommerceConnector
 from connectors.woocommerce.client import WooClient
-from connectors.woocommerce.streams import guest_record, order_records
+from connectors.woocommerce.streams import WooOrders, guest_record, order_records
 from sandbox.http import Faults, Request, Response, SandboxServer
-from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, referral_code
+from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, guest_key, referral_code
 from sandbox.synthetic import BusinessSpec
 from sandbox.woocommerce import WooStandIn, customer_item
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.export import EXPORT_COLUMNS, customer_rows
+from sync.ingest import _KindIngest
 from sync.push import render
+from sync.runs import RunStatus
 from tests.shops import (
+    CUSTOMERS,
     FAST,
     PUSH_FIELDS,
+    REFERRALS,
+    TRANSACTIONS,
     app_config,
     cycle_ok,
     expected_customers,
@@ -122,7 +128,7 @@ def test_referral_records_match_the_truth_for_each_style(
         "landing_page": {"landing_parameter": "ref"} | code_rule,
     }[style]
     connector = connector_for(source_settings(server.url, referrals=rules))
-    (stream,) = [s for s in connector.streams() if s.name == "referrals"]
+    (stream,) = [s for s in connector.streams() if s.name == "orders"]
 
     found = [r for page in stream.pages({}) for r in page.records if isinstance(r, SourceReferral)]
 
@@ -372,3 +378,97 @@ def test_a_server_that_ignores_the_page_parameter_stops_the_pass(shop: ShopBusin
         connector = connector_for(source_settings(server.url))
         with pytest.raises(SourceError, match="ignore the page parameter"):
             list(connector.streams()[0].pages({}))
+
+
+def test_a_cycle_reads_each_order_page_once(
+    engine: Engine, shop: ShopBusiness, stand_in: tuple[WooStandIn, SandboxServer]
+) -> None:
+    _, server = stand_in
+    settings = source_settings(server.url, page_size=40, push={"enabled": False})
+    service = service_with(engine, app_config(engine, settings), connector_for(settings))
+    orders_route = "/wp-json/wc/v3/orders"
+
+    cycle_ok(service)
+    backfill = server.stats.by_route[orders_route]
+    shop.edit_order(sorted(shop.orders)[3], Decimal("12.34"))
+    cycle_ok(service)
+
+    assert backfill == math.ceil(len(shop.orders) / 40), "an order page was read twice"
+    assert server.stats.by_route[orders_route] == backfill + 1
+    assert ledger_customers(engine, "woo") == expected_customers(shop)
+    assert ledger_referrals(engine, "woo") == {
+        (r.referrer, r.referred, r.first_order) for refs in shop.referrals.values() for r in refs
+    }
+
+
+def test_a_crash_between_the_kinds_of_an_order_page_loses_and_doubles_nothing(
+    engine: Engine,
+    shop: ShopBusiness,
+    stand_in: tuple[WooStandIn, SandboxServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, server = stand_in
+    settings = source_settings(server.url, page_size=40, push={"enabled": False})
+    service = service_with(engine, app_config(engine, settings), connector_for(settings))
+    store = _KindIngest.store
+    referral_parts = [0]
+
+    def crash_on_the_second_referrals(self: _KindIngest, *args: Any) -> Any:
+        if self.name == "referrals":
+            referral_parts[0] += 1
+            if referral_parts[0] == 2:
+                raise RuntimeError("power cut after the orders and guests of page 2")
+        return store(self, *args)
+
+    monkeypatch.setattr(_KindIngest, "store", crash_on_the_second_referrals)
+    assert service.pull("woo").status == RunStatus.FAILED
+    first_page = {o.id: o for o in sorted(shop.orders.values(), key=lambda o: o.id)[:40]}
+    stored = ledger_transactions(engine, "woo")
+    assert {int(row[0]) for row in stored if row[1] == "sale"} == set(first_page)
+    assert set(ledger_customers(engine, "woo")) - {str(c) for c in shop.customers} == {
+        guest_key(o.email) for o in first_page.values() if o.customer_id is None and o.email
+    }
+    assert {r[2] for r in ledger_referrals(engine, "woo")} <= {str(o) for o in first_page}
+
+    monkeypatch.setattr(_KindIngest, "store", store)
+    cycle_ok(service)
+
+    assert ledger_transactions(engine, "woo") == expected_transactions(shop)
+    assert ledger_customers(engine, "woo") == expected_customers(shop)
+    assert ledger_referrals(engine, "woo") == {
+        (r.referrer, r.referred, r.first_order) for refs in shop.referrals.values() for r in refs
+    }
+    truth = {
+        CUSTOMERS: len(expected_customers(shop)),
+        TRANSACTIONS: len(expected_transactions(shop)),
+        REFERRALS: sum(len(refs) for refs in shop.referrals.values()),
+    }
+    with engine.connect() as connection:
+        for table, expected in truth.items():
+            count = select(func.count()).select_from(table).where(table.c.system == "woo")
+            assert connection.execute(count).scalar_one() == expected, table.name
+
+
+def test_an_order_that_cannot_be_mapped_is_quarantined_once_and_gives_no_record() -> None:
+    orders = connector_for(source_settings("http://127.0.0.1:9")).streams()[1]
+    assert isinstance(orders, WooOrders)
+    good = {
+        "id": 41,
+        "status": "completed",
+        "currency": "EUR",
+        "date_created_gmt": "2025-03-01T10:00:00",
+        "total": "30.00",
+        "customer_id": 0,
+        "billing": {"email": "ann@example.com"},
+        "coupon_lines": [{"code": "ref-5"}],
+    }
+    bad = good | {"id": 42, "total": "lots", "billing": {"email": "bob@example.com"}}
+
+    records, rejected = orders.records([good, bad])
+
+    assert [(r.external_id, r.location) for r in rejected] == [("42", "WooCommerce order")]
+    assert sorted((r.kind.value, r.external_id) for r in records) == [
+        ("customer", "guest:ann@example.com"),
+        ("referral", "guest:ann@example.com"),
+        ("transaction", "41"),
+    ]

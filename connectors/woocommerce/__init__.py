@@ -1,7 +1,8 @@
 """The WooCommerce source (``type: woocommerce``): the REST API v3 with key and secret.
 
-Streams, in dependency order: ``customers``, ``guests`` (orders with ``customer_id`` 0),
-``orders`` (sales and refunds) and, when the YAML has referral rules, ``referrals``. Push
+Streams, in dependency order: ``customers``, then ``orders``, whose pages are read once per
+cycle and give three ledger streams: ``orders`` (sales and refunds), ``guests`` (customers of
+orders with ``customer_id`` 0) and, when the YAML has referral rules, ``referrals``. Push
 writes customer ``meta_data`` (:mod:`connectors.woocommerce.writer`).
 """
 
@@ -11,17 +12,9 @@ from collections.abc import Sequence
 
 from config.models import WooCommerceSource
 from connectors.base import Stream, Writer
-from connectors.records import RecordKind
 from connectors.referrals import ReferralReader
 from connectors.woocommerce.client import WooClient
-from connectors.woocommerce.streams import (
-    OrderFeed,
-    WooCustomers,
-    WooOrderStream,
-    guests_mapper,
-    orders_mapper,
-    referrals_mapper,
-)
+from connectors.woocommerce.streams import OrderFeed, RefundReader, WooCustomers, WooOrders
 from connectors.woocommerce.writer import MetaDataWriter
 
 __all__ = ["WooCommerceConnector"]
@@ -35,18 +28,13 @@ class WooCommerceConnector:
         self.customers = WooCustomers(self.client, source.page_size, source.customers_every)
 
     def streams(self) -> Sequence[Stream]:
-        def feed() -> OrderFeed:
-            return OrderFeed(self.client, self.source.page_size)
-
-        streams: list[Stream] = [
-            self.customers,
-            WooOrderStream("guests", RecordKind.CUSTOMER, feed(), guests_mapper),
-            WooOrderStream("orders", RecordKind.TRANSACTION, feed(), orders_mapper(self.client)),
-        ]
-        if self.source.referrals.any:
-            mapper = referrals_mapper(ReferralReader(self.source.referrals))
-            streams.append(WooOrderStream("referrals", RecordKind.REFERRAL, feed(), mapper))
-        return streams
+        rules = self.source.referrals
+        orders = WooOrders(
+            OrderFeed(self.client, self.source.page_size),
+            RefundReader(self.client),
+            ReferralReader(rules) if rules.any else None,
+        )
+        return [self.customers, orders]
 
     def writer(self) -> Writer | None:
         return MetaDataWriter(self.client, self.source.push.batch_size)

@@ -1,9 +1,14 @@
-"""WooCommerce streams: customers, guests, orders (with refunds) and referrals.
+"""WooCommerce streams: customers, and orders giving transactions, guests and referrals.
 
 * ``customers`` is a full-refresh stream: the endpoint has no modified filter, so every pass
   reads all pages (``X-WP-TotalPages``) and the ledger's content hash keeps unchanged
   customers from being written; ``customers_every`` in the YAML makes passes rarer.
-* The order streams are incremental on ``date_modified_gmt``: a pass pages through
+* ``orders`` is one stream over the order feed that yields three kinds of record per page
+  (a :class:`connectors.base.MultiKindStream`): the sales and refunds (ledger stream
+  ``orders``), guest customers (``guests``) and, with referral rules, referrals
+  (``referrals``). Each order page is read once per cycle, and ingest commits the three kinds
+  with the one cursor, so none of them can run ahead of the others.
+* The orders are incremental on ``date_modified_gmt``: a pass pages through
   ``modified_after`` SINCE (with ``dates_are_gmt``) in id order, which core WooCommerce
   supports (it cannot sort by modification). An order modified during the pass stays in the
   set (or joins it, shifting later pages: a record is read twice, never skipped), and the
@@ -13,6 +18,8 @@
   Orders that never took money (pending, failed, cancelled, draft) are tombstones, so an
   order that gets cancelled stops counting.
 * Guest orders (``customer_id`` 0) make guest customers keyed by billing e-mail.
+* An order that cannot be mapped is quarantined once (under ``orders``) and gives none of
+  the three kinds.
 """
 
 from __future__ import annotations
@@ -247,9 +254,6 @@ class OrderFeed:
         return _stamp(min(high, started - CLOCK_SKEW) - timedelta(seconds=1))
 
 
-Mapper = Callable[[list[Item]], tuple[list[Record], list[Rejected]]]
-
-
 def _rejected(item: Item, error: Exception, what: str) -> Rejected:
     return Rejected(
         f"WooCommerce {what} is missing or has a bad field: {error!r}",
@@ -270,32 +274,6 @@ def map_each(
         except (KeyError, TypeError, ValueError, InvalidOperation) as error:
             rejected.append(_rejected(item, error, what))
     return records, rejected
-
-
-def _unique(records: list[Record], keep: Callable[[Record, Record], bool]) -> list[Record]:
-    by_id: dict[str, Record] = {}
-    for record in records:
-        known = by_id.get(record.external_id)
-        if known is None or keep(record, known):
-            by_id[record.external_id] = record
-    return list(by_id.values())
-
-
-class WooOrderStream:
-    """A stream over the order feed, mapping each page with ``mapper``."""
-
-    full_refresh = False
-
-    def __init__(self, name: str, kind: RecordKind, feed: OrderFeed, mapper: Mapper) -> None:
-        self.name = name
-        self.record_kind = kind
-        self.feed = feed
-        self.mapper = mapper
-
-    def pages(self, cursor: Cursor) -> Iterator[Page]:
-        for items, next_cursor, done in self.feed.pages(cursor):
-            records, rejected = self.mapper(items)
-            yield Page(records, next_cursor, rejected, pass_complete=done)
 
 
 class RefundReader:
@@ -352,41 +330,61 @@ class RefundReader:
             page += 1
 
 
-def orders_mapper(client: WooClient) -> Mapper:
-    reader = RefundReader(client)
-
-    def mapper(items: list[Item]) -> tuple[list[Record], list[Rejected]]:
-        refunds = reader.of(items)
-        return map_each(
-            items, lambda item: order_records(item, refunds.get(int(item["id"]), [])), "order"
-        )
-
-    return mapper
+def _earlier(new: SourceReferral, old: SourceReferral) -> bool:
+    never = datetime.max.replace(tzinfo=UTC)
+    return (new.occurred_at or never) < (old.occurred_at or never)
 
 
-def guests_mapper(items: list[Item]) -> tuple[list[Record], list[Rejected]]:
-    records, rejected = map_each(
-        items, lambda item: [g] if (g := guest_record(item)) else [], "order"
-    )
-    return _unique(records, lambda _new, _old: True), rejected
+class WooOrders:
+    """The order feed, read once a cycle, as transactions, guests and referrals (see above).
 
+    A guest who ordered twice on a page is given once (the later order's details); a
+    referred customer's referral is the one of the earliest order on the page.
+    """
 
-def referrals_mapper(reader: ReferralReader) -> Mapper:
-    def earlier(new: Record, old: Record) -> bool:
-        assert isinstance(new, SourceReferral) and isinstance(old, SourceReferral)
-        return (new.occurred_at or datetime.max.replace(tzinfo=UTC)) < (
-            old.occurred_at or datetime.max.replace(tzinfo=UTC)
-        )
+    name = "orders"
+    record_kind = RecordKind.TRANSACTION
+    full_refresh = False
 
-    def mapper(items: list[Item]) -> tuple[list[Record], list[Rejected]]:
-        records, rejected = map_each(
-            items,
-            lambda item: [r] if (r := reader.referral(order_evidence(item))) else [],
-            "order",
-        )
-        return _unique(records, earlier), rejected
+    def __init__(
+        self, feed: OrderFeed, refunds: RefundReader, referrals: ReferralReader | None
+    ) -> None:
+        self.feed = feed
+        self.refunds = refunds
+        self.referrals = referrals
+        kinds = {RecordKind.CUSTOMER: "guests", RecordKind.TRANSACTION: "orders"}
+        if referrals is not None:
+            kinds[RecordKind.REFERRAL] = "referrals"
+        self.ledger_streams: Mapping[RecordKind, str] = kinds
 
-    return mapper
+    def pages(self, cursor: Cursor) -> Iterator[Page]:
+        for items, next_cursor, done in self.feed.pages(cursor):
+            records, rejected = self.records(items)
+            yield Page(records, next_cursor, rejected, pass_complete=done)
+
+    def records(self, items: Sequence[Item]) -> tuple[list[Record], list[Rejected]]:
+        """Every kind of record a page of orders gives, and the orders that cannot be mapped."""
+        refunds = self.refunds.of(items)
+        transactions: list[Record] = []
+        guests: dict[str, SourceCustomer] = {}
+        referrals: dict[str, SourceReferral] = {}
+        rejected: list[Rejected] = []
+        for item in items:
+            try:
+                sales = order_records(item, refunds.get(int(item["id"]), []))
+                guest = guest_record(item)
+                referral = self.referrals.referral(order_evidence(item)) if self.referrals else None
+            except (KeyError, TypeError, ValueError, InvalidOperation) as error:
+                rejected.append(_rejected(item, error, "order"))
+                continue
+            transactions.extend(sales)
+            if guest is not None:
+                guests[guest.external_id] = guest
+            if referral is not None:
+                known = referrals.get(referral.external_id)
+                if known is None or _earlier(referral, known):
+                    referrals[referral.external_id] = referral
+        return [*transactions, *guests.values(), *referrals.values()], rejected
 
 
 class WooCustomers:
