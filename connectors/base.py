@@ -19,6 +19,9 @@ at its cap) can read everything instead: it marks the pages of that read ``full_
 under one ``pass_id`` (kept in its cursor, so a resumed pass is the same pass), and ingest then
 flags deleted every live row the complete pass did not yield, exactly as for a full-refresh
 stream. An id such a pass yields twice (overlapping pages) is stored again, not quarantined.
+Such a pass may also list ids alone (``Page.seen``): when a remote keeps no trace of what it
+deleted (Shopify customers), a cheap pass over the ids of every live record is enough to find
+the gone ones, without reading or rewriting the records themselves.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ class Page:
     may records that were not seen be marked deleted. ``full_pass`` says that the page belongs
     to a pass over every live record although the stream is incremental (see the module
     docstring); ``pass_id`` names that pass (at most 40 characters). ``origins`` is empty or
-    one per record.
+    one per record. ``seen`` lists ids of a ``full_pass`` page that the remote still holds but
+    whose records the page does not carry (an id-only pass): they count as seen, nothing more.
     """
 
     records: Sequence[Record]
@@ -64,6 +68,7 @@ class Page:
     pass_id: str = ""
     full_pass: bool = False
     origins: Sequence[Origin] = ()
+    seen: Sequence[str] = ()
 
 
 class Stream(Protocol):

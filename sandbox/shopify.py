@@ -3,7 +3,8 @@
 It answers the operations the connector sends (recognized by their root field, since the
 stand-in parses no GraphQL): ``currentAppInstallation { accessScopes }``, the ``customers``
 and ``orders`` connections (``first`` at most 250, ``after`` cursors, ``sortKey:
-UPDATED_AT``, a ``query`` filter on ``updated_at``), ``bulkOperationRunQuery`` with
+UPDATED_AT`` — a ``sortKey: ID`` pass is served in that order too —, a ``query`` filter on
+``updated_at``), ``bulkOperationRunQuery`` with
 ``currentBulkOperation`` and a JSONL result file, ``metafieldsSet`` (at most 25),
 ``metafieldsDelete``, ``metafieldDefinitions`` and ``metafieldDefinitionCreate``. Nodes carry
 every field the connector may select (whatever it selects; the cost counts what it
@@ -153,6 +154,12 @@ class ShopifyStandIn:
         server.route("POST", r"/admin/api/(?P<version>\d{4}-\d{2})/graphql\.json")(self.graphql)
         server.route("GET", r"/bulk/(?P<operation>\d+)\.jsonl")(self.bulk_file)
         return server
+
+    def delete_customer(self, customer_id: int) -> None:
+        """``customerDelete``: like Shopify, it refuses a customer who has placed an order."""
+        if any(order.customer_id == customer_id for order in self.shop.orders.values()):
+            raise ValueError("Customer can't be deleted because they have associated orders")
+        del self.shop.customers[customer_id]
 
     @property
     def bucket(self) -> _Bucket:

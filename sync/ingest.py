@@ -176,7 +176,7 @@ class StreamIngest:
         plan.quarantine.extend(page.rejected)
         candidates = self._valid_records(page, plan)
         if self._tracks_pass(page):
-            self._track_pass(connection, page.pass_id, candidates, plan)
+            self._track_pass(connection, page, candidates, plan)
         existing = self._existing(connection, list(candidates))
         for external_id, candidate in candidates.items():
             self._plan_one(
@@ -209,7 +209,7 @@ class StreamIngest:
     def _track_pass(
         self,
         connection: Connection,
-        pass_id: str,
+        page: Page,
         candidates: dict[str, _Candidate],
         plan: _PagePlan,
     ) -> None:
@@ -218,7 +218,9 @@ class StreamIngest:
         Ids of quarantined records count as seen too: a record that turned invalid keeps its
         last good version in the ledger instead of being flagged deleted. An incremental
         stream's full pass repeats ids where its pages overlap; those are simply stored again.
+        The page's bare ids (``Page.seen``, an id-only pass) count as seen.
         """
+        pass_id = page.pass_id
         if pass_id != self._pass_in_seen:
             connection.execute(
                 delete(_SEEN).where(
@@ -227,7 +229,7 @@ class StreamIngest:
             )
             self._pass_in_seen = pass_id
         rejected_ids = {r.external_id for r in plan.quarantine if r.external_id}
-        ids = list(dict.fromkeys([*candidates, *rejected_ids]))
+        ids = list(dict.fromkeys([*candidates, *rejected_ids, *page.seen]))
         already: set[str] = set()
         for among_ids in id_filters(connection, _SEEN.c.external_id, ids):
             already.update(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import CostBudget, PageSizer, ShopifyClient
+from connectors.shopify.streams import ShopifyCustomers
 from connectors.shopify.writer import metafield_key, metafield_type
 from sandbox.http import Faults, SandboxServer
 from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, referral_code
@@ -443,3 +446,54 @@ def test_a_wrong_token_names_the_setting_to_check(
     with pytest.raises(AuthError, match="check access_token") as refused:
         list(connector.streams()[0].pages({}))
     assert "shpat_wrong" not in str(refused.value)
+
+
+def test_a_deleted_customer_is_flagged_by_the_next_cycle_and_no_one_else(
+    engine: Engine, shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    fake, server = stand_in
+    settings = source_settings(
+        server.url, bulk_backfill=False, push={"enabled": False}, customer_deletions_every="0s"
+    )
+    service = service_with(engine, app_config(engine, settings), connector_for(settings))
+    buyer = next(iter(shop.customers.values()))
+    signed_up = dataclasses.replace(
+        buyer, id=max(shop.customers) + 1, updated_at=shop.tick(), metafields={}
+    )
+    shop.customers[signed_up.id] = signed_up  # a sign-up who never ordered
+    cycle_ok(service)
+    assert ledger_customers(engine, "shop") == expected_customers(shop)
+
+    with pytest.raises(ValueError, match="associated orders"):
+        fake.delete_customer(buyer.id)
+    fake.delete_customer(signed_up.id)
+    outcome = cycle_ok(service)
+
+    assert ledger_customers(engine, "shop") == expected_customers(shop)
+    assert str(signed_up.id) not in ledger_customers(engine, "shop")
+    assert outcome.sources[0].counts.deleted == 1
+    assert ledger_transactions(engine, "shop") == expected_transactions(shop)
+
+
+def test_customer_ids_are_read_again_only_when_the_check_is_due(
+    shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    _, server = stand_in
+    connector = connector_for(source_settings(server.url, bulk_backfill=False))
+    customers = connector.streams()[0]
+    assert isinstance(customers, ShopifyCustomers)
+    now = [datetime(2026, 11, 1, tzinfo=UTC)]
+    customers.clock = lambda: now[0]
+
+    first = list(customers.pages({}))
+    assert all(page.full_pass for page in first) and first[-1].pass_complete
+    cursor = first[-1].cursor
+    now[0] += timedelta(hours=23)
+    assert not any(page.full_pass for page in customers.pages(cursor))
+    now[0] += timedelta(hours=2)
+    due = list(customers.pages(cursor))
+
+    id_pages = [page for page in due if page.full_pass]
+    assert id_pages and id_pages[-1].pass_complete and not any(p.records for p in id_pages)
+    assert {i for page in id_pages for i in page.seen} == {str(c) for c in shop.customers}
+    assert id_pages[-1].cursor["checked_at"] == now[0].isoformat()

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from config.models import ShopifySource
+from config.models import ShopifySource, parse_duration
 from connectors.base import Console, Stream, Writer
 from connectors.records import RecordKind
 from connectors.referrals import ReferralReader
 from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import PageSizer, ShopifyClient
 from connectors.shopify.streams import (
+    CUSTOMER_IDS_QUERY,
     CUSTOMERS_QUERY,
     GUEST_FIELDS,
     ORDER_FIELDS,
     REFERRAL_FIELDS,
     Feed,
     Mapper,
+    ShopifyCustomers,
     ShopifyStream,
     bulk_orders_query,
-    customers_mapper,
     guests_mapper,
     orders_mapper,
     orders_query,
@@ -50,15 +51,17 @@ class ShopifyConnector:
     def _check(self) -> None:
         self.client.check_scopes(push=self._pushes())
 
-    def _feed(self, stream: str, root: str, fields: str | None = None) -> Feed:
+    def _feed(
+        self, stream: str, root: str, fields: str | None = None, document: str = CUSTOMERS_QUERY
+    ) -> Feed:
         """One feed per stream; its page sizer (cost per node) lives as long as the connector.
 
         An order stream (``fields`` given) selects only those fields, in pages and in the
-        bulk operation of its first pass.
+        bulk operation of its first pass; a customer feed runs ``document``.
         """
         sizer = self.sizers.setdefault(stream, PageSizer(self.source.page_size))
         if fields is None:
-            return Feed(self.client, root, CUSTOMERS_QUERY, sizer)
+            return Feed(self.client, root, document, sizer)
         bulk = (self.bulk, bulk_orders_query(fields)) if self.bulk is not None else None
         return Feed(self.client, root, orders_query(fields), sizer, bulk)
 
@@ -66,12 +69,12 @@ class ShopifyConnector:
         def stream(name: str, kind: RecordKind, feed: Feed, mapper: Mapper) -> Stream:
             return ShopifyStream(name, kind, feed, mapper, self._check)
 
-        streams = [
-            stream(
-                "customers",
-                RecordKind.CUSTOMER,
+        streams: list[Stream] = [
+            ShopifyCustomers(
                 self._feed("customers", "customers"),
-                customers_mapper,
+                self._feed("customer_ids", "customers", document=CUSTOMER_IDS_QUERY),
+                parse_duration(self.source.customer_deletions_every),
+                self._check,
             ),
             stream(
                 "guests",

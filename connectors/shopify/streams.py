@@ -1,6 +1,7 @@
 """Shopify streams: customers, guests, orders (with refunds) and referrals.
 
-All four are incremental on ``updated_at``: a pass asks for ``updated_at:>='SINCE'`` sorted
+All four are incremental on ``updated_at`` (customers also check for deletions now and then,
+see :class:`ShopifyCustomers`): a pass asks for ``updated_at:>='SINCE'`` sorted
 by ``UPDATED_AT`` and follows ``pageInfo.endCursor``; when it ends, the latest ``updatedAt``
 seen becomes the next ``SINCE`` (``>=``: the boundary is read again and found unchanged by
 the content hash). An order edited or refunded during a pass moves to the end of the sort and
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -63,6 +64,12 @@ CUSTOMERS_QUERY = (
     "customers(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) { "
     f"nodes {{ {CUSTOMER_FIELDS} }} {PAGE_INFO} }} }}"
 )
+CUSTOMER_IDS_QUERY = (
+    "query CustomerIds($first: Int!, $after: String, $query: String) { "
+    "customers(first: $first, after: $after, query: $query, sortKey: ID) { "
+    f"nodes {{ id }} {PAGE_INFO} }} }}"
+)
+"""Every customer's id alone: a node costs 1 point instead of 4 (three objects)."""
 
 
 def orders_query(fields: str) -> str:
@@ -392,6 +399,78 @@ class ShopifyStream:
         for nodes, next_cursor, done in self.feed.pages(cursor):
             records, rejected = self.mapper(nodes)
             yield Page(records, next_cursor, rejected, pass_complete=done)
+
+
+class ShopifyCustomers(ShopifyStream):
+    """Customers, incremental on updated_at, plus a pass over every id to find deletions.
+
+    Shopify keeps no trace of a deleted customer: ``deletionEvents`` covers products and
+    collections only, and the ``customers/delete`` webhook may be lost. So the first pass,
+    which reads every customer, is a complete pass (``Page.full_pass``), and at most every
+    ``every`` after it, an incremental pass is followed by a pass over all customer ids
+    (``Page.seen``); ingest then flags deleted the customers neither pass saw.
+
+    Cursor: the feed's (``since``, ``after``, ``high``), ``checked_at`` (when the last complete
+    pass started) and, during a complete pass, ``pass_id`` (its start); during an id pass,
+    ``ids`` holds that pass's own feed cursor.
+    """
+
+    def __init__(
+        self,
+        feed: Feed,
+        ids: Feed,
+        every: timedelta,
+        before: Callable[[], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__("customers", RecordKind.CUSTOMER, feed, customers_mapper, before)
+        self.ids = ids
+        self.every = every
+        self.clock = clock
+
+    def pages(self, cursor: Cursor) -> Iterator[Page]:
+        self.before()
+        checked = cursor.get("checked_at")
+        if "ids" in cursor:
+            yield from self._id_pass(cursor)
+            return
+        complete = not cursor.get("since")
+        pass_id = str(cursor.get("pass_id") or self.clock().isoformat()) if complete else ""
+        feed_cursor = {key: cursor[key] for key in ("since", "after", "high") if key in cursor}
+        for nodes, following, done in self.feed.pages(feed_cursor):
+            records, rejected = self.mapper(nodes)
+            after: dict[str, Any] = dict(following)
+            if complete:
+                after |= {"checked_at": pass_id} if done else {"pass_id": pass_id}
+            elif checked:
+                after["checked_at"] = checked
+            due = not checked or self.clock() - _moment(checked) >= self.every
+            if done and not complete and due:
+                after |= {"ids": {}, "pass_id": self.clock().isoformat()}
+            yield Page(
+                records,
+                after,
+                rejected,
+                pass_complete=done,
+                pass_id=pass_id,
+                full_pass=complete,
+            )
+            if "ids" in after:
+                yield from self._id_pass(after)
+
+    def _id_pass(self, cursor: Cursor) -> Iterator[Page]:
+        pass_id = str(cursor["pass_id"])
+        since = {"since": cursor.get("since")}
+        for nodes, following, done in self.ids.pages(cursor["ids"]):
+            seen = [legacy_id(str(node["id"])) for node in nodes if _is_gid(node.get("id"))]
+            after = since | (
+                {"checked_at": pass_id} if done else {"ids": following, "pass_id": pass_id}
+            )
+            yield Page((), after, pass_complete=done, pass_id=pass_id, full_pass=True, seen=seen)
+
+
+def _is_gid(value: Any) -> bool:
+    return isinstance(value, str) and value.rsplit("/", 1)[-1].isdigit()
 
 
 def customers_mapper(nodes: list[Node]) -> tuple[list[Record], list[Rejected]]:
