@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,9 +20,9 @@ from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import CostBudget, PageSizer, ShopifyClient
-from connectors.shopify.streams import ShopifyCustomers
+from connectors.shopify.streams import BULK_CHILDREN, ShopifyCustomers
 from connectors.shopify.writer import metafield_key, metafield_type
-from sandbox.http import Faults, SandboxServer
+from sandbox.http import Faults, Response, SandboxServer
 from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, referral_code
 from sandbox.shopify import ShopifyStandIn
 from sandbox.synthetic import BusinessSpec, generate_persons
@@ -497,3 +498,39 @@ def test_customer_ids_are_read_again_only_when_the_check_is_due(
     assert id_pages and id_pages[-1].pass_complete and not any(p.records for p in id_pages)
     assert {i for page in id_pages for i in page.seen} == {str(c) for c in shop.customers}
     assert id_pages[-1].cursor["checked_at"] == now[0].isoformat()
+
+
+def test_a_cut_off_bulk_file_is_read_again_without_repeating_an_order() -> None:
+    orders = [
+        {"id": f"gid://shopify/Order/{number}", "name": f"#{number}"} for number in range(1, 7)
+    ]
+    lines: list[str] = []
+    for order in orders:
+        lines.append(json.dumps(order))
+        for item in range(2):
+            child = {"id": f"gid://shopify/LineItem/{order['name'][1:]}{item}", "quantity": 1}
+            lines.append(json.dumps(child | {"__parentId": order["id"]}))
+    text = "".join(line + "\n" for line in lines)
+    # First download: cut in the middle of the fourth order's second child.
+    cut = len("".join(line + "\n" for line in lines[:11])) + 5
+    served: list[int] = []
+    server = SandboxServer(no_delay=True)
+
+    @server.route("GET", r"/bulk/1\.jsonl")
+    def bulk_file(_request: Any) -> Response:
+        served.append(1)
+        body = text[:cut] if len(served) == 1 else text
+        return Response(200, body.encode(), {"Content-Type": "application/jsonl"})
+
+    with server:
+        source = ShopifySource.model_validate(source_settings(server.url))
+        reader = BulkReader(ShopifyClient(source, retry=FAST), sleep=lambda _: None)
+        read = list(reader.nodes(f"{server.url}/bulk/1.jsonl", len(lines), 0, BULK_CHILDREN))
+        resumed = list(reader.nodes(f"{server.url}/bulk/1.jsonl", len(lines), 6, BULK_CHILDREN))
+
+    assert [node["id"] for node, _ in read] == [order["id"] for order in orders]
+    assert [after for _, after in read] == [3, 6, 9, 12, 15, 18]
+    assert all(len(node["lineItems"]["nodes"]) == 2 for node, _ in read)
+    assert all("__parentId" not in item for node, _ in read for item in node["lineItems"]["nodes"])
+    assert len(served) == 3
+    assert [node["id"] for node, _ in resumed] == [order["id"] for order in orders[2:]]

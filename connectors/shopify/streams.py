@@ -88,6 +88,8 @@ def bulk_orders_query(fields: str) -> str:
 
 
 BULK_PAGE = 250
+BULK_CHILDREN = {"LineItem": "lineItems"}
+"""Child lines of the bulk order export, by type, and the connection they belong under."""
 GUEST_PREFIX = "guest:"
 
 Node = dict[str, Any]
@@ -327,11 +329,10 @@ class Feed:
             url, count = str(cursor["bulk_url"]), int(cursor["bulk_count"])
         else:
             url, count = reader.run(query)
-        line = int(cursor.get("line") or 0)
         high = cursor.get("high")
         batch: list[Node] = []
-        for node in reader.nodes(url, count, line):
-            line += 1
+        start = int(cursor.get("line") or 0)
+        for node, line in reader.nodes(url, count, start, BULK_CHILDREN):
             high = _later(high, _updated(node))
             batch.append(node)
             if len(batch) == BULK_PAGE:
