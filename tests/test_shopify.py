@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from config.models import ShopifySource
 from connectors.errors import AuthError
@@ -24,7 +24,7 @@ from connectors.shopify.streams import BULK_CHILDREN, ShopifyCustomers
 from connectors.shopify.writer import metafield_key, metafield_type
 from sandbox.http import Faults, Response, SandboxServer
 from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, referral_code
-from sandbox.shopify import ShopifyStandIn
+from sandbox.shopify import ShopifyStandIn, order_lines
 from sandbox.synthetic import BusinessSpec, generate_persons
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.push import render
@@ -33,6 +33,7 @@ from tests.shops import (
     ALL_RULES,
     FAST,
     PUSH_FIELDS,
+    TRANSACTIONS,
     app_config,
     cycle_ok,
     expected_customers,
@@ -430,7 +431,7 @@ def test_a_page_over_the_cost_cap_is_asked_again_smaller(
     fake, server = stand_in
     connector = connector_for(source_settings(server.url, bulk_backfill=False))
     (orders,) = [s for s in connector.streams() if s.name == "orders"]
-    connector.sizers["orders"].node_cost = 1.0  # a wrong guess: 250 nodes would cost 3,252
+    connector.sizers["orders"].node_cost = 1.0  # a wrong guess: 250 orders cost 10,002
 
     records = [r for page in orders.pages({}) for r in page.records]
 
@@ -534,3 +535,33 @@ def test_a_cut_off_bulk_file_is_read_again_without_repeating_an_order() -> None:
     assert all("__parentId" not in item for node, _ in read for item in node["lineItems"]["nodes"])
     assert len(served) == 3
     assert [node["id"] for node, _ in resumed] == [order["id"] for order in orders[2:]]
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "paged"])
+def test_order_totals_are_their_line_totals_less_the_discounts(
+    engine: Engine,
+    shop: ShopBusiness,
+    stand_in: tuple[ShopifyStandIn, SandboxServer],
+    bulk: bool,
+) -> None:
+    fake, server = stand_in
+    settings = source_settings(server.url, bulk_backfill=bulk, push={"enabled": False})
+    cycle_ok(service_with(engine, app_config(engine, settings), connector_for(settings)))
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(TRANSACTIONS.c.external_id, TRANSACTIONS.c.amount, TRANSACTIONS.c.discount)
+            .add_columns(TRANSACTIONS.c.lines)
+            .where(TRANSACTIONS.c.system == "shop", TRANSACTIONS.c.transaction_kind == "sale")
+        ).all()
+    assert len(rows) == len(shop.orders)
+    for external_id, amount, discount, stored in rows:
+        lines = json.loads(stored)
+        assert len(lines) == len(order_lines(shop.orders[int(external_id)], shop.currency))
+        gross = sum(Decimal(line["total"]) for line in lines)
+        net = sum(Decimal(line["discounted_total"]) for line in lines)
+        assert gross - Decimal(discount or 0) == Decimal(amount) == net, external_id
+        assert all(line["quantity"] >= 1 and line["sku"] for line in lines)
+    long_orders = sum(1 for order in shop.orders if order % 25 == 0)
+    assert long_orders > 0
+    assert fake.queries.get("order", 0) == (0 if bulk else long_orders)

@@ -15,14 +15,17 @@ from connectors.base import Console, Stream, Writer
 from connectors.records import RecordKind
 from connectors.referrals import ReferralReader
 from connectors.shopify.bulk import BulkReader
-from connectors.shopify.client import PageSizer, ShopifyClient
+from connectors.shopify.client import FIRST_PAGE, PageSizer, ShopifyClient
 from connectors.shopify.streams import (
+    BULK_ORDER_FIELDS,
     CUSTOMER_IDS_QUERY,
     CUSTOMERS_QUERY,
     GUEST_FIELDS,
-    ORDER_FIELDS,
+    LINES_PER_ORDER,
+    ORDER_FIELDS_WITH_LINES,
     REFERRAL_FIELDS,
     Feed,
+    LineFiller,
     Mapper,
     ShopifyCustomers,
     ShopifyStream,
@@ -52,18 +55,30 @@ class ShopifyConnector:
         self.client.check_scopes(push=self._pushes())
 
     def _feed(
-        self, stream: str, root: str, fields: str | None = None, document: str = CUSTOMERS_QUERY
+        self,
+        stream: str,
+        root: str,
+        fields: str | None = None,
+        document: str = CUSTOMERS_QUERY,
+        bulk_fields: str | None = None,
     ) -> Feed:
         """One feed per stream; its page sizer (cost per node) lives as long as the connector.
 
-        An order stream (``fields`` given) selects only those fields, in pages and in the
-        bulk operation of its first pass; a customer feed runs ``document``.
+        An order stream (``fields`` given) selects only those fields in pages, and
+        ``bulk_fields`` (or the same) in the bulk operation of its first pass; a customer feed
+        runs ``document``. Orders with line items get the lines a page left out.
         """
-        sizer = self.sizers.setdefault(stream, PageSizer(self.source.page_size))
+        lines = fields is not None and "lineItems" in fields
+        # An order with its line items costs about as much as 1 + LINES_PER_ORDER plain ones:
+        # a first page of FIRST_PAGE of them would pass the single-query cap.
+        first_page = FIRST_PAGE // (1 + LINES_PER_ORDER) if lines else FIRST_PAGE
+        sizer = self.sizers.setdefault(stream, PageSizer(self.source.page_size, first_page))
         if fields is None:
             return Feed(self.client, root, document, sizer)
-        bulk = (self.bulk, bulk_orders_query(fields)) if self.bulk is not None else None
-        return Feed(self.client, root, orders_query(fields), sizer, bulk)
+        bulk_query = bulk_orders_query(bulk_fields or fields)
+        bulk = (self.bulk, bulk_query) if self.bulk is not None else None
+        fill = LineFiller(self.client) if lines else None
+        return Feed(self.client, root, orders_query(fields), sizer, bulk, fill)
 
     def streams(self) -> Sequence[Stream]:
         def stream(name: str, kind: RecordKind, feed: Feed, mapper: Mapper) -> Stream:
@@ -85,7 +100,9 @@ class ShopifyConnector:
             stream(
                 "orders",
                 RecordKind.TRANSACTION,
-                self._feed("orders", "orders", ORDER_FIELDS),
+                self._feed(
+                    "orders", "orders", ORDER_FIELDS_WITH_LINES, bulk_fields=BULK_ORDER_FIELDS
+                ),
                 orders_mapper,
             ),
         ]

@@ -25,6 +25,7 @@ from connectors.base import Cursor, Page
 from connectors.errors import SourceError
 from connectors.records import (
     AddressFields,
+    LineItem,
     Record,
     RecordKind,
     Rejected,
@@ -50,6 +51,28 @@ ORDER_FIELDS = (
     "customAttributes { key value } note customerJourneySummary { firstVisit { landingPage } } "
     f"billingAddress {{ firstName lastName phone {ADDRESS} }} "
     f"refunds {{ id createdAt totalRefundedSet {{ {MONEY} }} }}"
+)
+LINE_FIELDS = (
+    f"id title sku quantity originalTotalSet {{ {MONEY} }} "
+    f"discountedTotalSet(withCodeDiscounts: true) {{ {MONEY} }}"
+)
+"""A line item: its totals before and after the discounts allocated to it, code discounts
+included (``withCodeDiscounts``; without it Shopify leaves them out)."""
+LINES_PER_ORDER = 5
+"""Line items asked for with each order of a page. A nested connection costs its ``first``
+times its node (5 points a line) whether or not the order has that many lines, so this is
+small; an order with more lines gets the rest from :class:`LineFiller`."""
+LINES_PAGE = 50
+ORDER_FIELDS_WITH_LINES = (
+    f"{ORDER_FIELDS} lineItems(first: {LINES_PER_ORDER}) {{ nodes {{ {LINE_FIELDS} }} "
+    "pageInfo { hasNextPage endCursor } }"
+)
+BULK_ORDER_FIELDS = f"{ORDER_FIELDS} lineItems {{ edges {{ node {{ {LINE_FIELDS} }} }} }}"
+"""The bulk export's order: every line item, each a line of its own below the order."""
+ORDER_LINES_QUERY = (
+    "query OrderLines($id: ID!, $first: Int!, $after: String) { order(id: $id) { "
+    f"lineItems(first: $first, after: $after) {{ nodes {{ {LINE_FIELDS} }} "
+    "pageInfo { hasNextPage endCursor } } } }"
 )
 GUEST_FIELDS = (
     f"id updatedAt email customer {{ id }} billingAddress {{ firstName lastName phone {ADDRESS} }}"
@@ -169,6 +192,7 @@ def order_records(node: Node) -> list[SourceTransaction]:
     discount, _ = _money(node["totalDiscountsSet"]) if node.get("totalDiscountsSet") else (None, "")
     customer = order_customer(node)
     reference = _text(node.get("name"))
+    lines = tuple(_line_item(item) for item in (node.get("lineItems") or {}).get("nodes") or ())
     records = [
         SourceTransaction(
             external_id=order_id,
@@ -181,6 +205,7 @@ def order_records(node: Node) -> list[SourceTransaction]:
             memo=_text(node.get("note")),
             discount=discount if discount else None,
             channel=_text(node.get("sourceName")),
+            lines=lines,
         )
     ]
     for refund in node.get("refunds") or ():
@@ -199,6 +224,17 @@ def order_records(node: Node) -> list[SourceTransaction]:
             )
         )
     return records
+
+
+def _line_item(item: Node) -> LineItem:
+    discounted = item.get("discountedTotalSet")
+    return LineItem(
+        quantity=int(item["quantity"]),
+        total=_money(item["originalTotalSet"])[0],
+        discounted_total=_money(discounted)[0] if discounted else None,
+        title=_text(item.get("title")),
+        sku=_text(item.get("sku")),
+    )
 
 
 def guest_record(node: Node) -> SourceCustomer | None:
@@ -264,6 +300,7 @@ class Feed:
         document: str,
         sizer: PageSizer,
         bulk: tuple[BulkReader, str] | None = None,
+        fill: Callable[[list[Node]], None] | None = None,
     ) -> None:
         self.client = client
         self.root = root
@@ -271,6 +308,8 @@ class Feed:
         self.sizer = sizer
         self.bulk = bulk
         """The reader and the bulk query of the first pass, if it is a bulk operation."""
+        self.fill = fill
+        """Completes a page's nodes where a nested connection had more than one page."""
 
     def pages(self, cursor: Cursor) -> Iterator[tuple[list[Node], dict[str, Any], bool]]:
         if self.bulk is not None and (not cursor or "bulk_url" in cursor):
@@ -296,6 +335,8 @@ class Feed:
                 continue
             self.sizer.learn(first, answer.requested_cost)
             nodes, more, end = self._connection(answer.data)
+            if self.fill is not None:
+                self.fill(nodes)
             for node in nodes:
                 high = _later(high, _updated(node))
             if more:
@@ -340,6 +381,46 @@ class Feed:
                 yield batch, position, False
                 batch = []
         yield batch, {"since": high}, True
+
+
+class LineFiller:
+    """Reads the line items a page of orders left out: those past :data:`LINES_PER_ORDER`."""
+
+    def __init__(self, client: ShopifyClient) -> None:
+        self.client = client
+        self.sizer = PageSizer(LINES_PAGE)
+
+    def __call__(self, nodes: list[Node]) -> None:
+        for node in nodes:
+            lines = node.get("lineItems")
+            if isinstance(lines, dict):
+                self._rest(node, lines)
+
+    def _rest(self, node: Node, lines: dict[str, Any]) -> None:
+        info = lines.get("pageInfo") or {}
+        while info.get("hasNextPage"):
+            after = info.get("endCursor")
+            first = self.sizer.first
+            answer = self.client.query(
+                ORDER_LINES_QUERY,
+                {"id": node["id"], "first": first, "after": after},
+                self.sizer.estimate(),
+            )
+            # The order object adds 1 point to a connection's 2; learning it as part of the
+            # node cost keeps the estimate exact (first * 1/first).
+            self.sizer.learn(first, answer.requested_cost)
+            order = answer.data.get("order")
+            if not isinstance(order, dict):
+                return  # gone since the page was read; the next pass sees what became of it
+            more = order.get("lineItems") or {}
+            lines.setdefault("nodes", []).extend(more.get("nodes") or ())
+            info = more.get("pageInfo") or {}
+            if info.get("hasNextPage") and info.get("endCursor") in (None, after):
+                raise SourceError(
+                    f"{self.client.source.name}: Shopify returned the same line item cursor "
+                    f"twice for {node['id']}; stopping instead of paging forever"
+                )
+        lines["pageInfo"] = info
 
 
 Mapper = Callable[[list[Node]], tuple[list[Record], list[Rejected]]]
