@@ -225,3 +225,12 @@ class Reporting(Protocol):
     """A connector with warnings for ``clm-sync status`` (a token about to expire ...)."""
 
     def status_notes(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class Listening(Protocol):
+    """A connector that acts on what a verified webhook is about (its topic)."""
+
+    def heard(self, topic: str) -> None:
+        """A signed webhook of ``topic`` arrived (``customers/delete`` ...); a cycle follows."""
+        ...

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import Engine, select
 
 from config.models import ShopifySource
@@ -22,12 +23,14 @@ from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import CostBudget, PageSizer, ShopifyClient
 from connectors.shopify.streams import BULK_CHILDREN, ShopifyCustomers
 from connectors.shopify.writer import metafield_key, metafield_type
+from connectors.webhooks import SHOPIFY_HEADER, sign
 from sandbox.http import Faults, Response, SandboxServer
 from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, referral_code
 from sandbox.shopify import ShopifyStandIn, order_lines
 from sandbox.synthetic import BusinessSpec, generate_persons
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.push import render
+from sync.webhooks import WebhookListener
 from tests.conftest import clm_sync
 from tests.shops import (
     ALL_RULES,
@@ -565,3 +568,38 @@ def test_order_totals_are_their_line_totals_less_the_discounts(
     long_orders = sum(1 for order in shop.orders if order % 25 == 0)
     assert long_orders > 0
     assert fake.queries.get("order", 0) == (0 if bulk else long_orders)
+
+
+def test_a_customers_delete_webhook_makes_the_next_cycle_find_the_deletion(
+    engine: Engine, shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    fake, server = stand_in
+    settings = source_settings(
+        server.url, bulk_backfill=False, push={"enabled": False}, webhook_secret="app-secret"
+    )
+    app = app_config(engine, settings)
+    service = service_with(engine, app, connector_for(settings))
+    signed_up = dataclasses.replace(
+        next(iter(shop.customers.values())),
+        id=max(shop.customers) + 1,
+        updated_at=shop.tick(),
+        metafields={},
+    )
+    shop.customers[signed_up.id] = signed_up
+    cycle_ok(service)
+    fake.delete_customer(signed_up.id)
+    cycle_ok(service)  # the daily check is not due: the deletion is not seen yet
+    assert str(signed_up.id) in ledger_customers(engine, "shop")
+
+    triggered: list[str] = []
+    body = json.dumps({"id": signed_up.id}).encode()
+    with WebhookListener(app, "127.0.0.1", 0, triggered.append, service.heard) as listener:
+        headers = {SHOPIFY_HEADER: sign("app-secret", body), "X-Shopify-Topic": "customers/delete"}
+        answer = requests.post(
+            f"http://127.0.0.1:{listener.port}/webhooks/shop", data=body, headers=headers, timeout=5
+        )
+    outcome = cycle_ok(service)
+
+    assert (answer.status_code, triggered) == (202, ["shop"])
+    assert ledger_customers(engine, "shop") == expected_customers(shop)
+    assert outcome.sources[0].counts.deleted == 1

@@ -8,6 +8,7 @@ them first.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from config.models import ShopifySource, parse_duration
@@ -39,6 +40,8 @@ from connectors.shopify.writer import MetafieldWriter, set_up_definitions
 
 __all__ = ["ShopifyConnector"]
 
+CUSTOMERS_DELETE_TOPIC = "customers/delete"
+
 
 class ShopifyConnector:
     def __init__(self, source: ShopifySource, client: ShopifyClient | None = None) -> None:
@@ -47,6 +50,8 @@ class ShopifyConnector:
         self.client = client or ShopifyClient(source)
         self.bulk = BulkReader(self.client) if source.bulk_backfill else None
         self.sizers: dict[str, PageSizer] = {}
+        self.deletions_heard = threading.Event()
+        """A ``customers/delete`` webhook came: the next cycle reads every customer id."""
 
     def _pushes(self) -> bool:
         return self.source.push.enabled and bool(self.source.push.fields)
@@ -90,6 +95,7 @@ class ShopifyConnector:
                 self._feed("customer_ids", "customers", document=CUSTOMER_IDS_QUERY),
                 parse_duration(self.source.customer_deletions_every),
                 self._check,
+                self.deletions_heard,
             ),
             stream(
                 "guests",
@@ -116,6 +122,11 @@ class ShopifyConnector:
                 )
             )
         return streams
+
+    def heard(self, topic: str) -> None:
+        """A verified webhook: after ``customers/delete``, look for deleted customers."""
+        if topic == CUSTOMERS_DELETE_TOPIC:
+            self.deletions_heard.set()
 
     def writer(self) -> Writer | None:
         push = self.source.push

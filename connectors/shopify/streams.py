@@ -16,6 +16,7 @@ spending query cost (:mod:`connectors.shopify.bulk`).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -488,9 +489,10 @@ class ShopifyCustomers(ShopifyStream):
 
     Shopify keeps no trace of a deleted customer: ``deletionEvents`` covers products and
     collections only, and the ``customers/delete`` webhook may be lost. So the first pass,
-    which reads every customer, is a complete pass (``Page.full_pass``), and at most every
-    ``every`` after it, an incremental pass is followed by a pass over all customer ids
-    (``Page.seen``); ingest then flags deleted the customers neither pass saw.
+    which reads every customer, is a complete pass (``Page.full_pass``), and every ``every``
+    after it, or at once when that webhook came (``requested``), an incremental pass is
+    followed by a pass over all customer ids (``Page.seen``); ingest then flags deleted the
+    customers neither pass saw.
 
     Cursor: the feed's (``since``, ``after``, ``high``), ``checked_at`` (when the last complete
     pass started) and, during a complete pass, ``pass_id`` (its start); during an id pass,
@@ -503,11 +505,14 @@ class ShopifyCustomers(ShopifyStream):
         ids: Feed,
         every: timedelta,
         before: Callable[[], None],
+        requested: threading.Event | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__("customers", RecordKind.CUSTOMER, feed, customers_mapper, before)
         self.ids = ids
         self.every = every
+        self.requested = requested or threading.Event()
+        """Set when a ``customers/delete`` webhook came: check at the end of this pass."""
         self.clock = clock
 
     def pages(self, cursor: Cursor) -> Iterator[Page]:
@@ -527,7 +532,8 @@ class ShopifyCustomers(ShopifyStream):
             elif checked:
                 after["checked_at"] = checked
             due = not checked or self.clock() - _moment(checked) >= self.every
-            if done and not complete and due:
+            if done and not complete and (due or self.requested.is_set()):
+                self.requested.clear()
                 after |= {"ids": {}, "pass_id": self.clock().isoformat()}
             yield Page(
                 records,
