@@ -104,13 +104,15 @@ class BulkReader:
             return
         position, failures = skip, 0
         while True:
+            start = position
             try:
                 for node, after in self._objects(url, count, position, children or {}):
                     position = after
                     yield node, after
                 return
             except RetryableError as error:
-                failures += 1
+                # A download that got further than the last one starts the count anew.
+                failures = 1 if position > start else failures + 1
                 if failures >= self.client.retry.attempts:
                     raise
                 wait = min(
