@@ -423,7 +423,9 @@ def run(
                         replace_existing=True,
                     )
 
-                listener.enter_context(WebhookListener(settings, listening.host, port, run_now))
+                listener.enter_context(
+                    WebhookListener(settings, listening.host, port, run_now, service.heard)
+                )
             while not stop.wait(1.0):
                 pass
         log.info("stopping: waiting for the current page to be committed")

@@ -526,6 +526,13 @@ class ShopifySource(StrictModel):
     bulk_backfill: bool = Field(
         default=True, description="Read the first full order history with a bulk operation."
     )
+    customer_deletions_every: str = Field(
+        default="1d",
+        description=(
+            "How often to read every customer id to find customers deleted in Shopify, which "
+            "keeps no record of them (e.g. 1d; 0s: every cycle)."
+        ),
+    )
     referrals: ReferralRules = Field(default_factory=ReferralRules)
     metafield_namespace: str = Field(
         default=DEFAULT_METAFIELD_NAMESPACE,
@@ -543,6 +550,12 @@ class ShopifySource(StrictModel):
     @classmethod
     def _check_name(cls, value: str) -> str:
         return check_source_name(value)
+
+    @field_validator("customer_deletions_every")
+    @classmethod
+    def _check_deletions_every(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class WooCommerceSource(StrictModel):

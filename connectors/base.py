@@ -28,6 +28,9 @@ kinds and the stream's one cursor in ONE transaction. So the remote is read once
 and a crash between kinds cannot leave one kind ahead of another: the page commits whole or
 not at all. Page flags (``pass_complete``, ``full_pass``, ``pass_id``) hold for every kind of
 the page; rejected items are quarantined under the stream's own ``name``.
+Such a pass may also list ids alone (``Page.seen``): when a remote keeps no trace of what it
+deleted (Shopify customers), a cheap pass over the ids of every live record is enough to find
+the gone ones, without reading or rewriting the records themselves.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ class Page:
     may records that were not seen be marked deleted. ``full_pass`` says that the page belongs
     to a pass over every live record although the stream is incremental (see the module
     docstring); ``pass_id`` names that pass (at most 40 characters). ``origins`` is empty or
-    one per record.
+    one per record. ``seen`` lists ids of a ``full_pass`` page that the remote still holds but
+    whose records the page does not carry (an id-only pass): they count as seen, nothing more.
     """
 
     records: Sequence[Record]
@@ -76,6 +80,7 @@ class Page:
     pass_id: str = ""
     full_pass: bool = False
     origins: Sequence[Origin] = ()
+    seen: Sequence[str] = ()
 
 
 class Stream(Protocol):
@@ -251,3 +256,12 @@ class Reporting(Protocol):
     """A connector with warnings for ``clm-sync status`` (a token about to expire ...)."""
 
     def status_notes(self) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class Listening(Protocol):
+    """A connector that acts on what a verified webhook is about (its topic)."""
+
+    def heard(self, topic: str) -> None:
+        """A signed webhook of ``topic`` arrived (``customers/delete`` ...); a cycle follows."""
+        ...

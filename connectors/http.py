@@ -220,6 +220,7 @@ class _Call:
     data: str | bytes | None
     headers: Mapping[str, str] | None
     cost: int
+    stream: bool = False
 
 
 class HttpClient:
@@ -266,13 +267,33 @@ class HttpClient:
         data: str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
         cost: int = 1,
+        stream: bool = False,
     ) -> requests.Response:
-        """Send with retries; return a 2xx/3xx response or raise a :class:`ConnectorError`."""
-        call = _Call(method, self.url(path), params, json_body, data, headers, cost)
+        """Send with retries; return a 2xx/3xx response or raise a :class:`ConnectorError`.
+
+        With ``stream`` the body is read as it is consumed; close the response when done.
+        """
+        call = _Call(method, self.url(path), params, json_body, data, headers, cost, stream)
         for attempt in retrying(self.retry):
             with attempt:
                 return self._attempt(call)
         raise AssertionError("unreachable: retrying re-raises the last error")
+
+    def lines(self, path: str, chunk_size: int = 65_536) -> Iterator[bytes]:
+        """GET ``path`` and yield its body line by line as it arrives (a large export file).
+
+        Only the opening request goes through the retry policy; a connection lost while the
+        body streams raises :class:`RetryableError`, and the caller decides where to resume.
+        """
+        response = self.request("GET", path, stream=True)
+        with response:
+            try:
+                yield from response.iter_lines(chunk_size=chunk_size)
+            except requests.RequestException as error:
+                raise RetryableError(
+                    f"{self.system}: GET {urlsplit(response.url).path} was cut off while "
+                    f"streaming: {type(error).__name__}"
+                ) from error
 
     def json(
         self,
@@ -320,6 +341,7 @@ class HttpClient:
                     data=call.data,
                     headers=headers,
                     timeout=self.timeout,
+                    stream=call.stream,
                 )
         except (
             requests.ConnectionError,

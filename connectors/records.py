@@ -86,6 +86,19 @@ class AddressFields(TypedDict):
 
 
 @dataclass(frozen=True, slots=True)
+class LineItem:
+    """One line of an order, in its transaction's currency."""
+
+    quantity: int
+    total: Decimal
+    """Before discounts: the unit price times the quantity."""
+    discounted_total: Decimal | None = None
+    """After the discounts allocated to this line, if the source says."""
+    title: str | None = None
+    sku: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SourceTransaction:
     """A sale or a refund. ``amount`` is positive either way; ``kind`` gives the sign."""
 
@@ -108,6 +121,8 @@ class SourceTransaction:
     """For a refund: the external id of the sale it gives money back for, if known."""
     channel: str | None = None
     """Where the sale came from (web, pos, a landing-page source), if known."""
+    lines: tuple[LineItem, ...] = ()
+    """The sale's line items, where the source gives them (a shop order)."""
     deleted: bool = False
 
     kind = RecordKind.TRANSACTION

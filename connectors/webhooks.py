@@ -17,6 +17,8 @@ from config.models import ShopifySource, SourceConfig, WooCommerceSource
 
 SHOPIFY_HEADER = "X-Shopify-Hmac-Sha256"
 WOOCOMMERCE_HEADER = "X-WC-Webhook-Signature"
+TOPIC_HEADERS = ("X-Shopify-Topic", "X-WC-Webhook-Topic")
+"""Where each shop names what a webhook is about (``customers/delete``, ``order.updated``)."""
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -45,3 +47,12 @@ def verified(source: SourceConfig, headers: Mapping[str, str], body: bytes) -> b
     lowered = {name.lower(): value for name, value in headers.items()}
     given = lowered.get(header.lower())
     return given is not None and hmac.compare_digest(given.strip(), sign(secret, body))
+
+
+def topic(headers: Mapping[str, str]) -> str | None:
+    """The webhook's topic, as the shop names it, if it says."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    for header in TOPIC_HEADERS:
+        if header.lower() in lowered:
+            return lowered[header.lower()].strip()
+    return None

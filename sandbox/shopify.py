@@ -3,7 +3,8 @@
 It answers the operations the connector sends (recognized by their root field, since the
 stand-in parses no GraphQL): ``currentAppInstallation { accessScopes }``, the ``customers``
 and ``orders`` connections (``first`` at most 250, ``after`` cursors, ``sortKey:
-UPDATED_AT``, a ``query`` filter on ``updated_at``), ``bulkOperationRunQuery`` with
+UPDATED_AT`` — a ``sortKey: ID`` pass is served in that order too —, a ``query`` filter on
+``updated_at``), ``bulkOperationRunQuery`` with
 ``currentBulkOperation`` and a JSONL result file, ``metafieldsSet`` (at most 25),
 ``metafieldsDelete``, ``metafieldDefinitions`` and ``metafieldDefinitionCreate``. Nodes carry
 every field the connector may select (whatever it selects; the cost counts what it
@@ -42,27 +43,67 @@ ALL_SCOPES = ("read_customers", "write_customers", "read_orders", "read_all_orde
 RECENT_ORDERS = timedelta(days=60)
 
 
-def node_cost(document: str) -> int:
-    """Points one node of the connection costs: 1, plus 1 per object field it selects.
+def node_cost(document: str, variables: dict[str, Any] | None = None) -> int:
+    """Points one node of the query's first connection costs.
 
-    Shopify charges 1 per object and 0 per scalar; a connection page costs 2 plus ``first``
-    times the node (https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits).
+    Shopify charges 1 per object, 0 per scalar, and a connection 2 plus ``first`` times its
+    node, nested ones included; so a page costs 2 plus ``first`` times this
+    (https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits).
     """
     start = document.find("nodes {")
     if start < 0:
         return 1
-    depth, end = 0, start
-    for end in range(start + len("nodes "), len(document)):
-        depth += {"{": 1, "}": -1}.get(document[end], 0)
-        if depth == 0:
-            break
-    return 1 + document[start + len("nodes {") : end].count("{")
+    cost, _ = _selection_cost(document, start + len("nodes {"), variables or {})
+    return 1 + cost
+
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
+_FIRST = re.compile(r"first:\s*(\$?\w+)")
+
+
+def _selection_cost(document: str, index: int, variables: dict[str, Any]) -> tuple[int, int]:
+    """The cost of the selection set opening just before ``index``, and the index after it."""
+    cost = 0
+    while index < len(document):
+        char = document[index]
+        if char == "}":
+            return cost, index + 1
+        name = _NAME.match(document, index)
+        if name is None:
+            index += 1
+            continue
+        index = name.end()
+        arguments = ""
+        while index < len(document) and document[index] == " ":
+            index += 1
+        if index < len(document) and document[index] == "(":
+            close = document.index(")", index)
+            arguments, index = document[index : close + 1], close + 1
+        while index < len(document) and document[index] == " ":
+            index += 1
+        if index < len(document) and document[index] == "{":
+            inner_start = index + 1
+            inner, index = _selection_cost(document, inner_start, variables)
+            first = _FIRST.search(arguments)
+            if first is None:
+                cost += 1 + inner
+                continue
+            value = first.group(1)
+            count = int(variables.get(value[1:], 0)) if value.startswith("$") else int(value)
+            nodes = document.find("nodes {", inner_start, index)
+            node = 0
+            if nodes >= 0:
+                node = _selection_cost(document, nodes + len("nodes {"), variables)[0]
+            cost += 2 + count * (1 + node)
+    return cost, index
 
 
 MUTATION_COST = 10
 _FILTER = re.compile(r"updated_at:>=?'?([0-9T:.+Z-]+)'?")
 Key = tuple[datetime, int]
 _ROOT = re.compile(r"\b(customers|orders)\s*\(")
+_ORDER = re.compile(r"\border\s*\(\s*id:")
+_LINES_FIRST = re.compile(r"lineItems\s*\(\s*first:\s*(\d+)")
 
 
 def gid(kind: str, number: int) -> str:
@@ -153,6 +194,12 @@ class ShopifyStandIn:
         server.route("POST", r"/admin/api/(?P<version>\d{4}-\d{2})/graphql\.json")(self.graphql)
         server.route("GET", r"/bulk/(?P<operation>\d+)\.jsonl")(self.bulk_file)
         return server
+
+    def delete_customer(self, customer_id: int) -> None:
+        """``customerDelete``: like Shopify, it refuses a customer who has placed an order."""
+        if any(order.customer_id == customer_id for order in self.shop.orders.values()):
+            raise ValueError("Customer can't be deleted because they have associated orders")
+        del self.shop.customers[customer_id]
 
     @property
     def bucket(self) -> _Bucket:
@@ -248,6 +295,10 @@ class ShopifyStandIn:
             )
         if "metafieldDefinitions" in document:
             return "metafieldDefinitions", 3, self._definition_list
+        if _ORDER.search(document):
+            first = int(variables.get("first") or 0)
+            requested = 3 + first * node_cost(document, variables)
+            return "order", requested, lambda: self._order_lines(document, variables)
         root = _ROOT.search(document)
         if root is None:
             raise ValueError(f"the stand-in does not know this operation: {document[:200]!r}")
@@ -255,9 +306,9 @@ class ShopifyStandIn:
         first = int(variables.get("first") or 0)
         if not 1 <= first <= MAX_PAGE:
             raise ValueError(f"first must be 1 to {MAX_PAGE}, not {first}")
-        cost = node_cost(document)
+        cost = node_cost(document, variables)
         requested = 2 + first * cost
-        return connection, requested, lambda: self._connection(connection, variables, cost)
+        return connection, requested, lambda: self._connection(document, variables, cost)
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -299,9 +350,28 @@ class ShopifyStandIn:
             self._index = (version, items, [(item.updated_at, item.id) for item in items])
         return self._index[1], self._index[2]
 
+    def _order_lines(self, document: str, variables: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """``order(id:) { lineItems(first:, after:) }``: the lines a page of orders left out."""
+        prefix = "gid://shopify/Order/"
+        number = str(variables.get("id", "")).removeprefix(prefix)
+        order = self.shop.orders.get(int(number)) if number.isdigit() else None
+        if order is None:
+            return {"order": None}, 1
+        lines = order_lines(order, self.shop.currency)
+        after = variables.get("after")
+        start = int(_unposition(after)[1]) + 1 if after else 0
+        first = int(variables.get("first") or 0)
+        page = _line_page(lines, start, first)
+        return {"order": {"lineItems": page}}, 3 + len(page["nodes"]) * node_cost(
+            document, variables
+        )
+
     def _connection(
-        self, connection: str, variables: dict[str, Any], cost: int
+        self, document: str, variables: dict[str, Any], cost: int
     ) -> tuple[dict[str, Any], int]:
+        root = _ROOT.search(document)
+        assert root is not None
+        connection = root.group(1)
         items, keys = self._sorted(connection)
         start = 0
         match = _FILTER.search(str(variables.get("query") or ""))
@@ -314,6 +384,11 @@ class ShopifyStandIn:
         first = int(variables["first"])
         page, more = items[start : start + first], len(items) > start + first
         nodes = [self._node(item) for item in page]
+        lines_first = _LINES_FIRST.search(document)
+        for node in nodes:
+            lines = node.pop("lineItems", None)
+            if lines is not None and lines_first is not None:
+                node["lineItems"] = _line_page(lines, 0, int(lines_first.group(1)))
         end = _position(page[-1].updated_at, page[-1].id) if page else None
         data = {
             connection: {
@@ -349,7 +424,13 @@ class ShopifyStandIn:
             orders = [order for order in orders if order.updated_at >= since]
         orders.sort(key=lambda order: (order.updated_at, order.id))
         number = len(self._bulk) + 1
-        lines = [json.dumps(order_node(order, self.shop.currency)) for order in orders]
+        lines: list[str] = []
+        for order in orders:
+            node = order_node(order, self.shop.currency)
+            children = node.pop("lineItems")
+            lines.append(json.dumps(node))
+            if "lineItems" in inner:  # groupObjects: each child right below its parent
+                lines.extend(json.dumps(line | {"__parentId": node["id"]}) for line in children)
         self._bulk[number] = _BulkOperation(number, lines, self.bulk_polls)
         operation = {"id": gid("BulkOperation", number), "status": "CREATED"}
         return {"bulkOperationRunQuery": {"bulkOperation": operation, "userErrors": []}}, 10
@@ -512,6 +593,47 @@ def customer_node(customer: ShopCustomer) -> dict[str, Any]:
     }
 
 
+def _line_page(lines: list[dict[str, Any]], start: int, first: int) -> dict[str, Any]:
+    page = lines[start : start + first]
+    end = start + len(page) - 1
+    return {
+        "nodes": page,
+        "pageInfo": {
+            "hasNextPage": len(lines) > start + first,
+            "endCursor": _position(datetime.min, end) if page else None,
+        },
+    }
+
+
+def order_lines(order: ShopOrder, currency: str) -> list[dict[str, Any]]:
+    """The order's line items: its amount before discounts split over one to three lines
+    (seven for every 25th order, more than one page holds), the discount allocated to them
+    in proportion. Lines before discounts add up to the total plus the discount.
+    """
+    count = 7 if order.id % 25 == 0 else 1 + order.id % 3
+    gross = int((order.total + order.discount) * 100)
+    discount = int(order.discount * 100)
+    base, extra = divmod(gross, count)
+    originals = [base + (1 if index < extra else 0) for index in range(count)]
+    shares = [discount * amount // gross if gross else 0 for amount in originals]
+    for index in range(discount - sum(shares)):
+        shares[index % count] += 1
+    lines = []
+    for index, (original, share) in enumerate(zip(originals, shares, strict=True)):
+        product = (order.id * 7 + index) % 50
+        lines.append(
+            {
+                "id": gid("LineItem", order.id * 100 + index),
+                "title": f"Product {product}",
+                "sku": f"SKU-{product:04d}",
+                "quantity": 1 + (order.id + index) % 3,
+                "originalTotalSet": _money(Decimal(original) / 100, currency),
+                "discountedTotalSet": _money(Decimal(original - share) / 100, currency),
+            }
+        )
+    return lines
+
+
 def order_node(order: ShopOrder, currency: str) -> dict[str, Any]:
     journey = {"firstVisit": {"landingPage": order.landing_page}} if order.landing_page else None
     return {
@@ -543,4 +665,5 @@ def order_node(order: ShopOrder, currency: str) -> dict[str, Any]:
             }
             for refund in order.refunds
         ],
+        "lineItems": order_lines(order, currency),
     }

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.models import AppConfig, SourceConfig
-from connectors.base import Connector, ConnectorContext
+from connectors.base import Connector, ConnectorContext, Listening
 from connectors.errors import ConnectorError
 from connectors.registry import build_connector
 from sync.figures import FiguresResult, compute_figures
@@ -109,12 +109,25 @@ class SyncService:
         self.progress: Progress = progress or QuietProgress()
         self.context = RowContext(app.home_currency, app.phone_region)
         self._connectors: dict[str, Connector] = {}
+        self._building = threading.Lock()
+        """Connectors are built by the cycle and by the webhook listener's thread."""
 
     def connector(self, source: SourceConfig) -> Connector:
-        if source.name not in self._connectors:
-            context = ConnectorContext(tokens=TokenStore(self.engine))
-            self._connectors[source.name] = build_connector(source, self.app, context)
-        return self._connectors[source.name]
+        with self._building:
+            if source.name not in self._connectors:
+                context = ConnectorContext(tokens=TokenStore(self.engine))
+                self._connectors[source.name] = build_connector(source, self.app, context)
+            return self._connectors[source.name]
+
+    def heard(self, source_name: str, topic: str) -> None:
+        """Pass a verified webhook's topic to its source's connector, if it acts on topics."""
+        try:
+            connector = self.connector(self.app.source(source_name))
+        except ConnectorError as error:
+            log.warning("webhook for %s not passed on: %s", source_name, error)
+            return
+        if isinstance(connector, Listening):
+            connector.heard(topic)
 
     def pull(self, source_name: str) -> SourceOutcome:
         """Ingest every stream of one source; never raises for a source's failure."""

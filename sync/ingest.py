@@ -359,6 +359,7 @@ class _KindIngest:
         Ids of quarantined records count as seen too: a record that turned invalid keeps its
         last good version in the ledger instead of being flagged deleted. An incremental
         stream's full pass repeats ids where its pages overlap; those are simply stored again.
+        The page's bare ids (``Page.seen``, an id-only pass) count as seen.
         """
         pass_id = page.pass_id
         if pass_id != self.pass_in_seen:
@@ -367,7 +368,7 @@ class _KindIngest:
             )
             self.pass_in_seen = pass_id
         rejected_ids = {r.external_id for r in plan.quarantine if r.external_id}
-        ids = list(dict.fromkeys([*candidates, *rejected_ids]))
+        ids = list(dict.fromkeys([*candidates, *rejected_ids, *page.seen]))
         already: set[str] = set()
         if ids:
             parameter = ids_parameter(connection.dialect, ids)

@@ -89,6 +89,8 @@ class SourceTransactionRow(SourceRow, table=True):
     discount: Decimal | None = Field(default=None, sa_type=Money)
     refund_of: str | None = Field(default=None, max_length=255)
     channel: str | None = Field(default=None, max_length=80)
+    lines: str | None = Field(default=None, sa_type=Text)
+    """The line items as a JSON list (``sync.rows.lines_json``), if the source gives them."""
 
 
 class SourceInteractionRow(SourceRow, table=True):

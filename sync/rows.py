@@ -6,6 +6,7 @@ characters PostgreSQL refuses); a connector checks what only it knows while mapp
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Any
 
 from connectors.records import (
     Direction,
+    LineItem,
     Record,
     SourceCustomer,
     SourceInteraction,
@@ -173,7 +175,30 @@ def _transaction(record: SourceTransaction, ctx: RowContext) -> Row:
         "discount": None if record.discount is None else _amount("discount", record.discount),
         "refund_of": _text("refund_of", record.refund_of, MAX_ID_LENGTH),
         "channel": _text("channel", record.channel, 80),
+        "lines": lines_json(record.lines),
     }
+
+
+def lines_json(lines: tuple[LineItem, ...]) -> str | None:
+    """Line items as the ledger stores them: a JSON list, amounts as decimal strings."""
+    if not lines:
+        return None
+    return json.dumps(
+        [
+            {
+                "quantity": line.quantity,
+                "total": str(_amount("line total", line.total)),
+                "discounted_total": None
+                if line.discounted_total is None
+                else str(_amount("line total", line.discounted_total)),
+                "title": _text("line title", line.title, MAX_SUBJECT_LENGTH),
+                "sku": _text("line sku", line.sku, MAX_ID_LENGTH),
+            }
+            for line in lines
+        ],
+        ensure_ascii=False,
+        sort_keys=True,
+    )
 
 
 def _interaction(record: SourceInteraction, _ctx: RowContext) -> Row:

@@ -3,8 +3,10 @@
 ``POST /webhooks/SOURCE-NAME`` with a body signed by that source's ``webhook_secret``
 (:mod:`connectors.webhooks`) is answered 202 and ``trigger(SOURCE-NAME)`` is called, which
 moves the source's scheduled pull to now; the webhook's content is not used, because the
-pull reads the shop anyway. Anything unsigned or wrongly signed is answered 401, logged and
-changes nothing; an unknown source is 404. Bodies over :data:`MAX_BODY` are refused (413).
+pull reads the shop anyway, but its topic is passed on (``heard``): a Shopify
+``customers/delete`` makes that pull look for deleted customers. Anything unsigned or
+wrongly signed is answered 401, logged and changes nothing; an unknown source is 404.
+Bodies over :data:`MAX_BODY` are refused (413).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from config.models import AppConfig
-from connectors.webhooks import signature_header, verified
+from connectors.webhooks import signature_header, topic, verified
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +30,17 @@ class WebhookListener:
     """A threaded HTTP server; use as a context manager. ``port`` 0 picks a free one."""
 
     def __init__(
-        self, app: AppConfig, host: str, port: int, trigger: Callable[[str], None]
+        self,
+        app: AppConfig,
+        host: str,
+        port: int,
+        trigger: Callable[[str], None],
+        heard: Callable[[str, str], None] | None = None,
     ) -> None:
         self.app = app
         self.trigger = trigger
+        self.heard = heard
+        """Told the source and topic of a verified webhook before its cycle is triggered."""
         self.accepted = 0
         self.refused = 0
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -68,7 +77,10 @@ class WebhookListener:
             )
             return 401
         self.accepted += 1
-        log.info("webhook for %s: starting its cycle early", name)
+        about = topic(headers)
+        log.info("webhook for %s (%s): starting its cycle early", name, about or "no topic")
+        if about and self.heard is not None:
+            self.heard(name, about)
         self.trigger(name)
         return 202
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from connectors.records import (
+    LineItem,
     Record,
     SourceCustomer,
     SourceInteraction,
@@ -100,6 +102,7 @@ def test_valid_records_become_their_rows() -> None:
         "discount": None,
         "refund_of": None,
         "channel": None,
+        "lines": None,
     }
     assert record_values(FOREIGN, CONTEXT)["home_amount"] == Decimal("10.85")
     assert record_values(FOREIGN, CONTEXT)["transaction_kind"] == "refund"
@@ -367,3 +370,25 @@ def test_content_hash_tells_columns_apart() -> None:
     assert content_hash({"name": "a", "company": "b"}) != content_hash(
         {"name": "b", "company": "a"}
     )
+
+
+def test_line_items_are_stored_as_json_and_a_negative_line_is_refused() -> None:
+    lines = (
+        LineItem(2, Decimal("20.00"), Decimal("18.00"), "Mug", "MUG-1"),
+        LineItem(1, Decimal("5.00")),
+    )
+
+    stored = record_values(replace(SALE, lines=lines), CONTEXT)["lines"]
+
+    assert json.loads(stored) == [
+        {
+            "quantity": 2,
+            "total": "20.00",
+            "discounted_total": "18.00",
+            "title": "Mug",
+            "sku": "MUG-1",
+        },
+        {"quantity": 1, "total": "5.00", "discounted_total": None, "title": None, "sku": None},
+    ]
+    with pytest.raises(InvalidRecord, match="line total"):
+        record_values(replace(SALE, lines=(LineItem(1, Decimal("-1")),)), CONTEXT)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+import requests
+from sqlalchemy import Engine, select
 
 from config.models import ShopifySource
 from connectors.errors import AuthError
@@ -17,18 +21,22 @@ from connectors.records import FieldUpdate, SourceReferral, SourceTransaction
 from connectors.shopify import ShopifyConnector
 from connectors.shopify.bulk import BulkReader
 from connectors.shopify.client import CostBudget, PageSizer, ShopifyClient
+from connectors.shopify.streams import BULK_CHILDREN, ShopifyCustomers
 from connectors.shopify.writer import metafield_key, metafield_type
-from sandbox.http import Faults, SandboxServer
+from connectors.webhooks import SHOPIFY_HEADER, sign
+from sandbox.http import Faults, Response, SandboxServer
 from sandbox.shop import REFERRAL_STYLES, ShopBusiness, build_shop, referral_code
-from sandbox.shopify import ShopifyStandIn
+from sandbox.shopify import ShopifyStandIn, order_lines
 from sandbox.synthetic import BusinessSpec, generate_persons
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.push import render
+from sync.webhooks import WebhookListener
 from tests.conftest import clm_sync
 from tests.shops import (
     ALL_RULES,
     FAST,
     PUSH_FIELDS,
+    TRANSACTIONS,
     app_config,
     cycle_ok,
     expected_customers,
@@ -426,7 +434,7 @@ def test_a_page_over_the_cost_cap_is_asked_again_smaller(
     fake, server = stand_in
     connector = connector_for(source_settings(server.url, bulk_backfill=False))
     (orders,) = [s for s in connector.streams() if s.name == "orders"]
-    connector.sizers["orders"].node_cost = 1.0  # a wrong guess: 250 nodes would cost 3,252
+    connector.sizers["orders"].node_cost = 1.0  # a wrong guess: 250 orders cost 10,002
 
     records = [r for page in orders.pages({}) for r in page.records]
 
@@ -443,3 +451,155 @@ def test_a_wrong_token_names_the_setting_to_check(
     with pytest.raises(AuthError, match="check access_token") as refused:
         list(connector.streams()[0].pages({}))
     assert "shpat_wrong" not in str(refused.value)
+
+
+def test_a_deleted_customer_is_flagged_by_the_next_cycle_and_no_one_else(
+    engine: Engine, shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    fake, server = stand_in
+    settings = source_settings(
+        server.url, bulk_backfill=False, push={"enabled": False}, customer_deletions_every="0s"
+    )
+    service = service_with(engine, app_config(engine, settings), connector_for(settings))
+    buyer = next(iter(shop.customers.values()))
+    signed_up = dataclasses.replace(
+        buyer, id=max(shop.customers) + 1, updated_at=shop.tick(), metafields={}
+    )
+    shop.customers[signed_up.id] = signed_up  # a sign-up who never ordered
+    cycle_ok(service)
+    assert ledger_customers(engine, "shop") == expected_customers(shop)
+
+    with pytest.raises(ValueError, match="associated orders"):
+        fake.delete_customer(buyer.id)
+    fake.delete_customer(signed_up.id)
+    outcome = cycle_ok(service)
+
+    assert ledger_customers(engine, "shop") == expected_customers(shop)
+    assert str(signed_up.id) not in ledger_customers(engine, "shop")
+    assert outcome.sources[0].counts.deleted == 1
+    assert ledger_transactions(engine, "shop") == expected_transactions(shop)
+
+
+def test_customer_ids_are_read_again_only_when_the_check_is_due(
+    shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    _, server = stand_in
+    connector = connector_for(source_settings(server.url, bulk_backfill=False))
+    customers = connector.streams()[0]
+    assert isinstance(customers, ShopifyCustomers)
+    now = [datetime(2026, 11, 1, tzinfo=UTC)]
+    customers.clock = lambda: now[0]
+
+    first = list(customers.pages({}))
+    assert all(page.full_pass for page in first) and first[-1].pass_complete
+    cursor = first[-1].cursor
+    now[0] += timedelta(hours=23)
+    assert not any(page.full_pass for page in customers.pages(cursor))
+    now[0] += timedelta(hours=2)
+    due = list(customers.pages(cursor))
+
+    id_pages = [page for page in due if page.full_pass]
+    assert id_pages and id_pages[-1].pass_complete and not any(p.records for p in id_pages)
+    assert {i for page in id_pages for i in page.seen} == {str(c) for c in shop.customers}
+    assert id_pages[-1].cursor["checked_at"] == now[0].isoformat()
+
+
+def test_a_cut_off_bulk_file_is_read_again_without_repeating_an_order() -> None:
+    orders = [
+        {"id": f"gid://shopify/Order/{number}", "name": f"#{number}"} for number in range(1, 7)
+    ]
+    lines: list[str] = []
+    for order in orders:
+        lines.append(json.dumps(order))
+        for item in range(2):
+            child = {"id": f"gid://shopify/LineItem/{order['name'][1:]}{item}", "quantity": 1}
+            lines.append(json.dumps(child | {"__parentId": order["id"]}))
+    text = "".join(line + "\n" for line in lines)
+    # First download: cut in the middle of the fourth order's second child.
+    cut = len("".join(line + "\n" for line in lines[:11])) + 5
+    served: list[int] = []
+    server = SandboxServer(no_delay=True)
+
+    @server.route("GET", r"/bulk/1\.jsonl")
+    def bulk_file(_request: Any) -> Response:
+        served.append(1)
+        body = text[:cut] if len(served) == 1 else text
+        return Response(200, body.encode(), {"Content-Type": "application/jsonl"})
+
+    with server:
+        source = ShopifySource.model_validate(source_settings(server.url))
+        reader = BulkReader(ShopifyClient(source, retry=FAST), sleep=lambda _: None)
+        read = list(reader.nodes(f"{server.url}/bulk/1.jsonl", len(lines), 0, BULK_CHILDREN))
+        resumed = list(reader.nodes(f"{server.url}/bulk/1.jsonl", len(lines), 6, BULK_CHILDREN))
+
+    assert [node["id"] for node, _ in read] == [order["id"] for order in orders]
+    assert [after for _, after in read] == [3, 6, 9, 12, 15, 18]
+    assert all(len(node["lineItems"]["nodes"]) == 2 for node, _ in read)
+    assert all("__parentId" not in item for node, _ in read for item in node["lineItems"]["nodes"])
+    assert len(served) == 3
+    assert [node["id"] for node, _ in resumed] == [order["id"] for order in orders[2:]]
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "paged"])
+def test_order_totals_are_their_line_totals_less_the_discounts(
+    engine: Engine,
+    shop: ShopBusiness,
+    stand_in: tuple[ShopifyStandIn, SandboxServer],
+    bulk: bool,
+) -> None:
+    fake, server = stand_in
+    settings = source_settings(server.url, bulk_backfill=bulk, push={"enabled": False})
+    cycle_ok(service_with(engine, app_config(engine, settings), connector_for(settings)))
+
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(TRANSACTIONS.c.external_id, TRANSACTIONS.c.amount, TRANSACTIONS.c.discount)
+            .add_columns(TRANSACTIONS.c.lines)
+            .where(TRANSACTIONS.c.system == "shop", TRANSACTIONS.c.transaction_kind == "sale")
+        ).all()
+    assert len(rows) == len(shop.orders)
+    for external_id, amount, discount, stored in rows:
+        lines = json.loads(stored)
+        assert len(lines) == len(order_lines(shop.orders[int(external_id)], shop.currency))
+        gross = sum(Decimal(line["total"]) for line in lines)
+        net = sum(Decimal(line["discounted_total"]) for line in lines)
+        assert gross - Decimal(discount or 0) == Decimal(amount) == net, external_id
+        assert all(line["quantity"] >= 1 and line["sku"] for line in lines)
+    long_orders = sum(1 for order in shop.orders if order % 25 == 0)
+    assert long_orders > 0
+    assert fake.queries.get("order", 0) == (0 if bulk else long_orders)
+
+
+def test_a_customers_delete_webhook_makes_the_next_cycle_find_the_deletion(
+    engine: Engine, shop: ShopBusiness, stand_in: tuple[ShopifyStandIn, SandboxServer]
+) -> None:
+    fake, server = stand_in
+    settings = source_settings(
+        server.url, bulk_backfill=False, push={"enabled": False}, webhook_secret="app-secret"
+    )
+    app = app_config(engine, settings)
+    service = service_with(engine, app, connector_for(settings))
+    signed_up = dataclasses.replace(
+        next(iter(shop.customers.values())),
+        id=max(shop.customers) + 1,
+        updated_at=shop.tick(),
+        metafields={},
+    )
+    shop.customers[signed_up.id] = signed_up
+    cycle_ok(service)
+    fake.delete_customer(signed_up.id)
+    cycle_ok(service)  # the daily check is not due: the deletion is not seen yet
+    assert str(signed_up.id) in ledger_customers(engine, "shop")
+
+    triggered: list[str] = []
+    body = json.dumps({"id": signed_up.id}).encode()
+    with WebhookListener(app, "127.0.0.1", 0, triggered.append, service.heard) as listener:
+        headers = {SHOPIFY_HEADER: sign("app-secret", body), "X-Shopify-Topic": "customers/delete"}
+        answer = requests.post(
+            f"http://127.0.0.1:{listener.port}/webhooks/shop", data=body, headers=headers, timeout=5
+        )
+    outcome = cycle_ok(service)
+
+    assert (answer.status_code, triggered) == (202, ["shop"])
+    assert ledger_customers(engine, "shop") == expected_customers(shop)
+    assert outcome.sources[0].counts.deleted == 1

@@ -1,26 +1,32 @@
 """Shopify bulk operations: the whole order history as one JSONL file, no query cost.
 
 ``bulkOperationRunQuery`` starts the export, ``currentBulkOperation`` is polled until it is
-``COMPLETED``, and the file behind its ``url`` holds one JSON object per line (a nested
-connection's children would follow their parent with a ``__parentId``; the order query here
-selects none). The URL is a signed link to cloud storage: it is fetched without the shop's
-access token, and it stays valid for seven days, so an interrupted backfill resumes from the
-line it reached (see https://shopify.dev/docs/api/usage/bulk-operations/queries).
+``COMPLETED``, and the file behind its ``url`` holds one JSON object per line; the children
+of a nested connection (an order's line items) are lines of their own with a ``__parentId``,
+right below their parent since the query asks for ``groupObjects: true`` (the default until
+API version 2026-01). The file is streamed, never held whole. The URL is a signed link to
+cloud storage: it is fetched without the shop's access token, and it stays valid for seven
+days, so an interrupted backfill resumes from the line it reached (see https://shopify.dev/docs/api/usage/bulk-operations/queries).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from connectors.errors import RetryableError, SourceError
-from connectors.http import HttpClient, retrying
+from connectors.http import HttpClient
 from connectors.shopify.client import ShopifyClient
 
+log = logging.getLogger(__name__)
+Node = dict[str, Any]
+
 RUN_BULK = (
-    "mutation RunBulk($query: String!) { bulkOperationRunQuery(query: $query) { "
+    "mutation RunBulk($query: String!) { "
+    "bulkOperationRunQuery(query: $query, groupObjects: true) { "
     "bulkOperation { id status } userErrors { field message } } }"
 )
 CURRENT_BULK = (
@@ -77,32 +83,92 @@ class BulkReader:
                 )
             self.sleep(self.poll_interval)
 
-    def nodes(self, url: str, count: int, skip: int = 0) -> Iterator[dict[str, Any]]:
-        """The objects of the result file after the first ``skip`` lines.
+    def nodes(
+        self,
+        url: str,
+        count: int,
+        skip: int = 0,
+        children: Mapping[str, str] | None = None,
+    ) -> Iterator[tuple[Node, int]]:
+        """The top-level objects of the result file after its first ``skip`` lines.
 
-        A file with fewer than ``count`` whole lines (a cut-off download) is fetched again.
+        Each comes with the number of lines read up to and including its children, the place to
+        resume after it. ``children`` maps a child's type (``LineItem`` in its id) to the
+        connection it is gathered under (``{"lineItems": {"nodes": [...]}}``), the shape a paged
+        query gives. The file streams: memory holds one object and its children. A download
+        cut off (fewer whole lines than ``count``, a broken line, a lost connection) is fetched
+        again from the start and skipped up to the last object already handed out, so nothing
+        is yielded twice.
         """
         if not url:
             return
-        for attempt in retrying(self.client.retry):
-            with attempt:
-                lines = self._lines(url, count)
-        for line in lines[skip:]:
-            node = json.loads(line)
-            if isinstance(node, dict) and "__parentId" not in node:
-                yield node
+        position, failures = skip, 0
+        while True:
+            start = position
+            try:
+                for node, after in self._objects(url, count, position, children or {}):
+                    position = after
+                    yield node, after
+                return
+            except RetryableError as error:
+                # A download that got further than the last one starts the count anew.
+                failures = 1 if position > start else failures + 1
+                if failures >= self.client.retry.attempts:
+                    raise
+                wait = min(
+                    self.client.retry.max_wait,
+                    self.client.retry.initial_wait * 2 ** (failures - 1),
+                )
+                log.warning("%s; reading it again from line %d in %.1fs", error, position, wait)
+                self.sleep(wait)
 
-    def _lines(self, url: str, count: int) -> list[str]:
-        text = self.files.request("GET", url).text
-        lines = [line for line in text.splitlines() if line.strip()]
-        try:
-            for line in lines:
-                json.loads(line)
-        except ValueError:
-            lines = []
-        if len(lines) < count:
+    def _objects(
+        self, url: str, count: int, skip: int, children: Mapping[str, str]
+    ) -> Iterator[tuple[Node, int]]:
+        """One download: each top-level object once its children have all been read.
+
+        ``groupObjects: true`` puts children right below their parent, so an object is
+        complete when the next top-level line (or the end of a whole file) arrives.
+        """
+        name = self.client.source.name
+        parent: Node | None = None
+        read = 0
+        for raw in self.files.lines(url):
+            if not raw.strip():
+                continue
+            read += 1
+            if read <= skip:
+                continue
+            try:
+                item = json.loads(raw)
+            except ValueError:
+                raise RetryableError(f"{name}: the bulk export file has a broken line") from None
+            if not isinstance(item, dict):
+                raise SourceError(f"{name}: the bulk export file has a line that is no object")
+            parent_id = item.pop("__parentId", None)
+            if parent_id is None:
+                if parent is not None:
+                    yield parent, read - 1
+                parent = item
+                continue
+            if parent is None or parent_id != parent.get("id"):
+                raise SourceError(
+                    f"{name}: a child line of the bulk export does not follow its parent "
+                    f"{parent_id!r}; was groupObjects turned off?"
+                )
+            field = children.get(_gid_type(item.get("id")))
+            if field is None:
+                raise SourceError(f"{name}: the bulk export has an unexpected child {item!r}")
+            parent.setdefault(field, {"nodes": []})["nodes"].append(item)
+        if read < count:
             raise RetryableError(
-                f"{self.client.source.name}: the bulk export file was cut off "
-                f"({len(lines):,} of {count:,} lines)"
+                f"{name}: the bulk export file was cut off ({read:,} of {count:,} lines)"
             )
-        return lines
+        if parent is not None:
+            yield parent, read
+
+
+def _gid_type(gid: Any) -> str:
+    """``gid://shopify/LineItem/1`` to ``LineItem``."""
+    parts = str(gid).split("/")
+    return parts[-2] if len(parts) >= 2 else ""

@@ -289,14 +289,16 @@ class PageSizer:
     Share one sizer per connection between the streams that read it.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, first_page: int = FIRST_PAGE) -> None:
         self.limit = limit
+        self.first_page = first_page
+        """Nodes of the first page; fewer where a node holds a nested connection."""
         self.node_cost: float | None = None
 
     @property
     def first(self) -> int:
         if self.node_cost is None:
-            return min(self.limit, FIRST_PAGE)
+            return min(self.limit, self.first_page)
         fits = math.floor((MAX_QUERY_COST - CONNECTION_BASE_COST) / self.node_cost)
         return max(1, min(self.limit, fits))
 

@@ -1,6 +1,7 @@
 """Shopify streams: customers, guests, orders (with refunds) and referrals.
 
-All four are incremental on ``updated_at``: a pass asks for ``updated_at:>='SINCE'`` sorted
+All four are incremental on ``updated_at`` (customers also check for deletions now and then,
+see :class:`ShopifyCustomers`): a pass asks for ``updated_at:>='SINCE'`` sorted
 by ``UPDATED_AT`` and follows ``pageInfo.endCursor``; when it ends, the latest ``updatedAt``
 seen becomes the next ``SINCE`` (``>=``: the boundary is read again and found unchanged by
 the content hash). An order edited or refunded during a pass moves to the end of the sort and
@@ -15,8 +16,9 @@ spending query cost (:mod:`connectors.shopify.bulk`).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,6 +26,7 @@ from connectors.base import Cursor, Page
 from connectors.errors import SourceError
 from connectors.records import (
     AddressFields,
+    LineItem,
     Record,
     RecordKind,
     Rejected,
@@ -50,6 +53,28 @@ ORDER_FIELDS = (
     f"billingAddress {{ firstName lastName phone {ADDRESS} }} "
     f"refunds {{ id createdAt totalRefundedSet {{ {MONEY} }} }}"
 )
+LINE_FIELDS = (
+    f"id title sku quantity originalTotalSet {{ {MONEY} }} "
+    f"discountedTotalSet(withCodeDiscounts: true) {{ {MONEY} }}"
+)
+"""A line item: its totals before and after the discounts allocated to it, code discounts
+included (``withCodeDiscounts``; without it Shopify leaves them out)."""
+LINES_PER_ORDER = 5
+"""Line items asked for with each order of a page. A nested connection costs its ``first``
+times its node (5 points a line) whether or not the order has that many lines, so this is
+small; an order with more lines gets the rest from :class:`LineFiller`."""
+LINES_PAGE = 50
+ORDER_FIELDS_WITH_LINES = (
+    f"{ORDER_FIELDS} lineItems(first: {LINES_PER_ORDER}) {{ nodes {{ {LINE_FIELDS} }} "
+    "pageInfo { hasNextPage endCursor } }"
+)
+BULK_ORDER_FIELDS = f"{ORDER_FIELDS} lineItems {{ edges {{ node {{ {LINE_FIELDS} }} }} }}"
+"""The bulk export's order: every line item, each a line of its own below the order."""
+ORDER_LINES_QUERY = (
+    "query OrderLines($id: ID!, $first: Int!, $after: String) { order(id: $id) { "
+    f"lineItems(first: $first, after: $after) {{ nodes {{ {LINE_FIELDS} }} "
+    "pageInfo { hasNextPage endCursor } } } }"
+)
 GUEST_FIELDS = (
     f"id updatedAt email customer {{ id }} billingAddress {{ firstName lastName phone {ADDRESS} }}"
 )
@@ -63,6 +88,12 @@ CUSTOMERS_QUERY = (
     "customers(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) { "
     f"nodes {{ {CUSTOMER_FIELDS} }} {PAGE_INFO} }} }}"
 )
+CUSTOMER_IDS_QUERY = (
+    "query CustomerIds($first: Int!, $after: String, $query: String) { "
+    "customers(first: $first, after: $after, query: $query, sortKey: ID) { "
+    f"nodes {{ id }} {PAGE_INFO} }} }}"
+)
+"""Every customer's id alone: a node costs 1 point instead of 4 (three objects)."""
 
 
 def orders_query(fields: str) -> str:
@@ -81,6 +112,8 @@ def bulk_orders_query(fields: str) -> str:
 
 
 BULK_PAGE = 250
+BULK_CHILDREN = {"LineItem": "lineItems"}
+"""Child lines of the bulk order export, by type, and the connection they belong under."""
 GUEST_PREFIX = "guest:"
 
 Node = dict[str, Any]
@@ -160,6 +193,7 @@ def order_records(node: Node) -> list[SourceTransaction]:
     discount, _ = _money(node["totalDiscountsSet"]) if node.get("totalDiscountsSet") else (None, "")
     customer = order_customer(node)
     reference = _text(node.get("name"))
+    lines = tuple(_line_item(item) for item in (node.get("lineItems") or {}).get("nodes") or ())
     records = [
         SourceTransaction(
             external_id=order_id,
@@ -172,6 +206,7 @@ def order_records(node: Node) -> list[SourceTransaction]:
             memo=_text(node.get("note")),
             discount=discount if discount else None,
             channel=_text(node.get("sourceName")),
+            lines=lines,
         )
     ]
     for refund in node.get("refunds") or ():
@@ -190,6 +225,17 @@ def order_records(node: Node) -> list[SourceTransaction]:
             )
         )
     return records
+
+
+def _line_item(item: Node) -> LineItem:
+    discounted = item.get("discountedTotalSet")
+    return LineItem(
+        quantity=int(item["quantity"]),
+        total=_money(item["originalTotalSet"])[0],
+        discounted_total=_money(discounted)[0] if discounted else None,
+        title=_text(item.get("title")),
+        sku=_text(item.get("sku")),
+    )
 
 
 def guest_record(node: Node) -> SourceCustomer | None:
@@ -255,6 +301,7 @@ class Feed:
         document: str,
         sizer: PageSizer,
         bulk: tuple[BulkReader, str] | None = None,
+        fill: Callable[[list[Node]], None] | None = None,
     ) -> None:
         self.client = client
         self.root = root
@@ -262,6 +309,8 @@ class Feed:
         self.sizer = sizer
         self.bulk = bulk
         """The reader and the bulk query of the first pass, if it is a bulk operation."""
+        self.fill = fill
+        """Completes a page's nodes where a nested connection had more than one page."""
 
     def pages(self, cursor: Cursor) -> Iterator[tuple[list[Node], dict[str, Any], bool]]:
         if self.bulk is not None and (not cursor or "bulk_url" in cursor):
@@ -287,6 +336,8 @@ class Feed:
                 continue
             self.sizer.learn(first, answer.requested_cost)
             nodes, more, end = self._connection(answer.data)
+            if self.fill is not None:
+                self.fill(nodes)
             for node in nodes:
                 high = _later(high, _updated(node))
             if more:
@@ -320,11 +371,10 @@ class Feed:
             url, count = str(cursor["bulk_url"]), int(cursor["bulk_count"])
         else:
             url, count = reader.run(query)
-        line = int(cursor.get("line") or 0)
         high = cursor.get("high")
         batch: list[Node] = []
-        for node in reader.nodes(url, count, line):
-            line += 1
+        start = int(cursor.get("line") or 0)
+        for node, line in reader.nodes(url, count, start, BULK_CHILDREN):
             high = _later(high, _updated(node))
             batch.append(node)
             if len(batch) == BULK_PAGE:
@@ -332,6 +382,46 @@ class Feed:
                 yield batch, position, False
                 batch = []
         yield batch, {"since": high}, True
+
+
+class LineFiller:
+    """Reads the line items a page of orders left out: those past :data:`LINES_PER_ORDER`."""
+
+    def __init__(self, client: ShopifyClient) -> None:
+        self.client = client
+        self.sizer = PageSizer(LINES_PAGE)
+
+    def __call__(self, nodes: list[Node]) -> None:
+        for node in nodes:
+            lines = node.get("lineItems")
+            if isinstance(lines, dict):
+                self._rest(node, lines)
+
+    def _rest(self, node: Node, lines: dict[str, Any]) -> None:
+        info = lines.get("pageInfo") or {}
+        while info.get("hasNextPage"):
+            after = info.get("endCursor")
+            first = self.sizer.first
+            answer = self.client.query(
+                ORDER_LINES_QUERY,
+                {"id": node["id"], "first": first, "after": after},
+                self.sizer.estimate(),
+            )
+            # The order object adds 1 point to a connection's 2; learning it as part of the
+            # node cost keeps the estimate exact (first * 1/first).
+            self.sizer.learn(first, answer.requested_cost)
+            order = answer.data.get("order")
+            if not isinstance(order, dict):
+                return  # gone since the page was read; the next pass sees what became of it
+            more = order.get("lineItems") or {}
+            lines.setdefault("nodes", []).extend(more.get("nodes") or ())
+            info = more.get("pageInfo") or {}
+            if info.get("hasNextPage") and info.get("endCursor") in (None, after):
+                raise SourceError(
+                    f"{self.client.source.name}: Shopify returned the same line item cursor "
+                    f"twice for {node['id']}; stopping instead of paging forever"
+                )
+        lines["pageInfo"] = info
 
 
 Mapper = Callable[[list[Node]], tuple[list[Record], list[Rejected]]]
@@ -392,6 +482,83 @@ class ShopifyStream:
         for nodes, next_cursor, done in self.feed.pages(cursor):
             records, rejected = self.mapper(nodes)
             yield Page(records, next_cursor, rejected, pass_complete=done)
+
+
+class ShopifyCustomers(ShopifyStream):
+    """Customers, incremental on updated_at, plus a pass over every id to find deletions.
+
+    Shopify keeps no trace of a deleted customer: ``deletionEvents`` covers products and
+    collections only, and the ``customers/delete`` webhook may be lost. So the first pass,
+    which reads every customer, is a complete pass (``Page.full_pass``), and every ``every``
+    after it, or at once when that webhook came (``requested``), an incremental pass is
+    followed by a pass over all customer ids (``Page.seen``); ingest then flags deleted the
+    customers neither pass saw.
+
+    Cursor: the feed's (``since``, ``after``, ``high``), ``checked_at`` (when the last complete
+    pass started) and, during a complete pass, ``pass_id`` (its start); during an id pass,
+    ``ids`` holds that pass's own feed cursor.
+    """
+
+    def __init__(
+        self,
+        feed: Feed,
+        ids: Feed,
+        every: timedelta,
+        before: Callable[[], None],
+        requested: threading.Event | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__("customers", RecordKind.CUSTOMER, feed, customers_mapper, before)
+        self.ids = ids
+        self.every = every
+        self.requested = requested or threading.Event()
+        """Set when a ``customers/delete`` webhook came: check at the end of this pass."""
+        self.clock = clock
+
+    def pages(self, cursor: Cursor) -> Iterator[Page]:
+        self.before()
+        checked = cursor.get("checked_at")
+        if "ids" in cursor:
+            yield from self._id_pass(cursor)
+            return
+        complete = not cursor.get("since")
+        pass_id = str(cursor.get("pass_id") or self.clock().isoformat()) if complete else ""
+        feed_cursor = {key: cursor[key] for key in ("since", "after", "high") if key in cursor}
+        for nodes, following, done in self.feed.pages(feed_cursor):
+            records, rejected = self.mapper(nodes)
+            after: dict[str, Any] = dict(following)
+            if complete:
+                after |= {"checked_at": pass_id} if done else {"pass_id": pass_id}
+            elif checked:
+                after["checked_at"] = checked
+            due = not checked or self.clock() - _moment(checked) >= self.every
+            if done and not complete and (due or self.requested.is_set()):
+                self.requested.clear()
+                after |= {"ids": {}, "pass_id": self.clock().isoformat()}
+            yield Page(
+                records,
+                after,
+                rejected,
+                pass_complete=done,
+                pass_id=pass_id,
+                full_pass=complete,
+            )
+            if "ids" in after:
+                yield from self._id_pass(after)
+
+    def _id_pass(self, cursor: Cursor) -> Iterator[Page]:
+        pass_id = str(cursor["pass_id"])
+        since = {"since": cursor.get("since")}
+        for nodes, following, done in self.ids.pages(cursor["ids"]):
+            seen = [legacy_id(str(node["id"])) for node in nodes if _is_gid(node.get("id"))]
+            after = since | (
+                {"checked_at": pass_id} if done else {"ids": following, "pass_id": pass_id}
+            )
+            yield Page((), after, pass_complete=done, pass_id=pass_id, full_pass=True, seen=seen)
+
+
+def _is_gid(value: Any) -> bool:
+    return isinstance(value, str) and value.rsplit("/", 1)[-1].isdigit()
 
 
 def customers_mapper(nodes: list[Node]) -> tuple[list[Record], list[Rejected]]:
