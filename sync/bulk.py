@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from functools import lru_cache
 from itertools import repeat
 from typing import Any
@@ -23,7 +22,6 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
-    DateTime,
     Dialect,
     String,
     Table,
@@ -49,27 +47,13 @@ def _compiled_insert(
 
 @lru_cache(maxsize=512)
 def _processor(table: Table, name: str, dialect: Dialect) -> _Processor:
-    column_type = table.c[name].type
-    process = column_type.bind_processor(dialect)
-    if dialect.name != "sqlite" or column_type._type_affinity is not DateTime:
-        return process
-    return _sqlite_datetime_text(process)
+    """The column's conversion as SQLAlchemy's own statements apply it on this database.
 
-
-def _sqlite_datetime_text(process: _Processor) -> Callable[[Any], Any]:
-    """The text SQLite's driver would store for a datetime column, made here.
-
-    ``sqlite3`` turns a datetime into ``isoformat(" ")`` through its default adapter, a
-    Python callback per value and per row; a page's shared timestamps are then converted
-    once per page instead of once per row. The stored text is the same.
+    Through ``dialect_impl``: the column type's own ``bind_processor`` skips the dialect's
+    implementation, which on SQLite stored money as a float's text and datetimes in
+    another format than the rows SQLAlchemy updates.
     """
-
-    def convert(value: Any) -> Any:
-        if process is not None:
-            value = process(value)
-        return value.isoformat(" ") if isinstance(value, datetime) else value
-
-    return convert
+    return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _converted(
