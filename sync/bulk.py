@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
 from itertools import repeat
 from typing import Any
@@ -30,6 +31,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import bindparam as bind_parameter
+
+from sync.types import UTCDateTime
 
 _Processor = Callable[[Any], Any] | None
 
@@ -53,7 +56,24 @@ def _processor(table: Table, name: str, dialect: Dialect) -> _Processor:
     implementation, which on SQLite stored money as a float's text and datetimes in
     another format than the rows SQLAlchemy updates.
     """
-    return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+    column_type = table.c[name].type
+    if dialect.name == "sqlite" and isinstance(column_type, UTCDateTime):
+        return _sqlite_datetime_text(column_type, dialect)
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _sqlite_datetime_text(column_type: UTCDateTime, dialect: Dialect) -> Callable[[Any], Any]:
+    """The text SQLAlchemy's SQLite DATETIME stores, without its dictionary and %-format.
+
+    Half the cost per value; tests/test_bulk.py checks the text is the same.
+    """
+    to_utc = column_type.process_bind_param
+
+    def convert(value: datetime | None) -> str | None:
+        naive = to_utc(value, dialect)
+        return None if naive is None else naive.isoformat(" ", "microseconds")
+
+    return convert
 
 
 def _converted(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ from sync.bulk import insert_rows
 from sync.ledger import SOURCE_TABLES
 
 TABLE = SOURCE_TABLES[RecordKind.TRANSACTION].__table__  # type: ignore[attr-defined]
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+NOW = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def row(external_id: str) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def row(external_id: str) -> dict[str, Any]:
         "first_seen_at": NOW,
         "updated_at": NOW,
         "customer_external_id": "C1",
-        "occurred_at": datetime(2024, 3, 5, 14, 22, tzinfo=UTC),
+        "occurred_at": datetime(2024, 3, 5, 15, 22, tzinfo=timezone(timedelta(hours=1))),
         "amount": Decimal("1234567890.1230"),
         "currency": "USD",
         "transaction_kind": "sale",
