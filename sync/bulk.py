@@ -24,10 +24,12 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Dialect,
+    Insert,
     String,
     Table,
     any_,
     func,
+    insert,
     select,
 )
 from sqlalchemy import bindparam as bind_parameter
@@ -132,6 +134,32 @@ def insert_rows(
         connection.exec_driver_sql(
             statement, [dict(zip(names, values, strict=True)) for values in converted]
         )
+
+
+def insert_ids(
+    connection: Connection,
+    table: Table,
+    column: str,
+    ids: Sequence[str],
+    same_for_all: Mapping[str, Any],
+) -> None:
+    """INSERT one row per id (into ``column``) plus the ``same_for_all`` columns.
+
+    On SQLite one ``INSERT ... SELECT`` over ``json_each``: the ids reach SQLite as one JSON
+    text instead of one bound row each, a third of the cost per id. PostgreSQL gets COPY.
+    """
+    if connection.dialect.name != "sqlite":
+        insert_rows(connection, table, [{column: value} for value in ids], same_for_all)
+        return
+    statement = _insert_ids_statement(table, column, tuple(same_for_all))
+    connection.execute(statement, {**same_for_all, "ids": json.dumps(list(ids))})
+
+
+@lru_cache(maxsize=32)
+def _insert_ids_statement(table: Table, key: str, shared: tuple[str, ...]) -> Insert:
+    listed = func.json_each(bind_parameter("ids", type_=String)).table_valued("value")
+    shared_values = [bind_parameter(name, type_=table.c[name].type) for name in shared]
+    return insert(table).from_select([key, *shared], select(listed.c.value, *shared_values))
 
 
 def among_ids(column: Column[Any], dialect: Dialect) -> ColumnElement[bool]:

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, text
 
 from connectors.records import RecordKind
-from sync.bulk import insert_rows
-from sync.ledger import SOURCE_TABLES
+from sync.bulk import insert_ids, insert_rows
+from sync.ledger import SOURCE_TABLES, IngestSeen
 
 TABLE = SOURCE_TABLES[RecordKind.TRANSACTION].__table__  # type: ignore[attr-defined]
 NOW = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -52,3 +52,16 @@ def test_bulk_rows_are_stored_like_sqlalchemys_own(engine: Engine) -> None:
     assert stored["bulk"] == stored["core"]
     assert typed == (Decimal("1234567890.1230"), datetime(2024, 3, 5, 14, 22, tzinfo=UTC))
     assert str(typed.amount) == "1234567890.1230"
+
+
+def test_ids_are_inserted_as_given(engine: Engine) -> None:
+    seen = IngestSeen.__table__  # type: ignore[attr-defined]
+    ids = ["C1", "Zoë 😀", 'quote " and \\ backslash', "x" * 255]
+    shared = {"system": "shop", "stream": "customers", "pass_id": "p1"}
+    with engine.begin() as connection:
+        insert_ids(connection, seen, "external_id", ids, shared)
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(seen.c.external_id, seen.c.system, seen.c.stream, seen.c.pass_id)
+        ).all()
+    assert sorted(stored) == sorted((value, "shop", "customers", "p1") for value in ids)
