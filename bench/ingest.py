@@ -131,7 +131,9 @@ def _bare_insert(url: str, data: Path, page_size: int) -> dict[str, Any]:
                 dialect=dialect, column_keys=[column.name for column in columns]
             )
             statement, order = str(compiled), compiled.positiontup
-            processors = {c.name: c.type.bind_processor(dialect) for c in columns}
+            processors = {
+                c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns
+            }
             now = datetime.now(UTC)
             for page in stream.pages({}):
                 rows: list[Any] = []

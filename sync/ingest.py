@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, inser
 
 from connectors.base import Cursor, Origin, Page, Stream, ledger_streams
 from connectors.records import Record, RecordKind, Rejected
-from sync.bulk import among_ids, ids_parameter, insert_rows
+from sync.bulk import among_ids, ids_parameter, insert_ids, insert_rows
 from sync.ledger import SOURCE_TABLES, IngestSeen, QuarantineRow, StreamCursor
 from sync.prefetch import Prefetched
 from sync.rows import (
@@ -449,10 +449,11 @@ class _KindIngest:
             )
             connection.execute(statement, rows)
         if plan.seen:
-            insert_rows(
+            insert_ids(
                 connection,
                 _SEEN,
-                [{"external_id": external_id} for external_id in plan.seen],
+                "external_id",
+                plan.seen,
                 same_for_all={
                     "system": self.system,
                     "stream": self.name,

@@ -289,8 +289,10 @@ def content_hash(values: Row) -> str:
         if value is None or value is False:
             continue
         kind = value.__class__
-        if kind is str:
+        if kind is str or kind is Decimal:  # Decimal's != () would consult numbers' ABCs
             append(f"{key}\x1f{value}\x1e")
+        elif kind is datetime:
+            append(f"{key}\x1f{value.isoformat()}\x1e")
         elif kind is tuple:
             if value:
                 append(f"{key}\x1f{value}\x1e")
