@@ -61,6 +61,7 @@ from sync.identity.features import CustomerInput
 from sync.identity.rules import Rule, active_rules, resolve_rules
 from sync.identity.stored import (
     BATCH,
+    Refreshed,
     candidates,
     features_frame,
     in_batches,
@@ -471,6 +472,30 @@ def _resolve(connection: Connection, rules: Sequence[Rule]) -> dict[str, list[in
     return refs
 
 
+def _changed_region(
+    connection: Connection,
+    refreshed: Refreshed,
+    old: Sequence[Link],
+    rules_changed: Sequence[Rule],
+    always: Sequence[tuple[int, int]],
+    threshold: float,
+) -> _Region:
+    """The components to cluster again after these changes: those of the changed records,
+    of the records the changed and removed ones were linked with before (``old`` model
+    links, the keys they had, the same id, their customers' other records) and of the
+    records a rule added or dropped since the last cycle names."""
+    named = _resolve(connection, rules_changed)
+    seeds = {*refreshed.changed, *refreshed.removed}
+    seeds.update(i for ref_ids in named.values() for i in ref_ids)
+    seeds.update(i for link in old for i in (link.left, link.right))
+    sharing = _Sharing(connection)
+    seeds |= sharing([(0, kind, value) for kind, value in refreshed.old_keys])
+    seeds |= sharing(_keys_of(connection, refreshed.removed))
+    before = _ledger_ids(connection, sorted(seeds))
+    seeds |= _members(connection, (ledger_id for ledger_id, _ in before.values()))
+    return _region(connection, sharing, seeds, threshold, always)
+
+
 def _rules_applied(connection: Connection, rules: Sequence[Rule]) -> list[Rule]:
     """The rules added or dropped since the last cycle; remembers the current ones."""
     now = {(rule.kind, rule.record_a, rule.record_b) for rule in rules}
@@ -677,10 +702,13 @@ def reconcile(
         else:
             scored = _score_changed(connection, changed, settings, config.review_threshold)
             result.compared_records = len(changed)
-            # Who the changed and removed records were linked with before: their components
-            # may have lost a link.
-            touched = [*changed, *refreshed.removed]
-            old = _model_links(connection, config.link_threshold, touched)
+        # Whom the changed and removed records were linked with before their pairs are
+        # replaced: those components may have lost a link.
+        old = (
+            []
+            if full
+            else _model_links(connection, config.link_threshold, [*changed, *refreshed.removed])
+        )
         _store_pairs(connection, [*changed, *refreshed.removed], scored, now, full=full)
         result.compared_pairs = scored.compared
         result.model_id, result.trained = model_id, trained
@@ -701,16 +729,9 @@ def reconcile(
             history = _history(connection, None)
             taken: set[int] = set()
         else:
-            named = _resolve(connection, rules_changed)
-            seeds = {*changed, *refreshed.removed}
-            seeds.update(i for ref_ids in named.values() for i in ref_ids)
-            seeds.update(i for link in old for i in (link.left, link.right))
-            sharing = _Sharing(connection)
-            seeds |= sharing([(0, kind, value) for kind, value in refreshed.old_keys])
-            seeds |= sharing(_keys_of(connection, refreshed.removed))
-            before = _ledger_ids(connection, sorted(seeds))
-            seeds |= _members(connection, (ledger_id for ledger_id, _ in before.values()))
-            region = _region(connection, sharing, seeds, config.link_threshold, always)
+            region = _changed_region(
+                connection, refreshed, old, rules_changed, always, config.link_threshold
+            )
             ids, links = region.ids, region.links
             current = _ledger_ids(connection, ids)
             history = _history(connection, ids)

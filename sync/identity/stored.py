@@ -90,9 +90,9 @@ def _row(source_id: int, content_hash: str, values: dict[str, object]) -> dict[s
     return row | {"source_customer_id": source_id, "content_hash": content_hash}
 
 
-def _stale(connection: Connection, low: int, high: int | None) -> Any:
-    """Live source customers from ``low`` up to ``high`` whose features are missing or stale,
-    with the e-mail and phone their stored features had."""
+def _stale(connection: Connection, low: int, high: int | None, *columns: Any) -> Any:
+    """``columns`` of the live source customers from ``low`` up to ``high`` whose features
+    are missing or stale (the stored features, when there are any, joined as well)."""
     where = [
         _SOURCE.c.deleted.is_(False),
         _SOURCE.c.id >= low,
@@ -104,14 +104,7 @@ def _stale(connection: Connection, low: int, high: int | None) -> Any:
     if high is not None:
         where.append(_SOURCE.c.id <= high)
     return connection.execute(
-        select(
-            _SOURCE.c.id,
-            _SOURCE.c.content_hash,
-            *_INPUT,
-            _FEATURES.c.source_customer_id.is_not(None),
-            _FEATURES.c.email,
-            _FEATURES.c.phone,
-        )
+        select(*columns)
         .select_from(_SOURCE.outerjoin(_FEATURES, _FEATURES.c.source_customer_id == _SOURCE.c.id))
         .where(*where)
         .order_by(_SOURCE.c.id)
@@ -141,14 +134,24 @@ def refresh_features(connection: Connection) -> Refreshed:
 
     # The ids first, then their rows a chunk at a time: the features written for one chunk
     # are never read back by a cursor still open on the same table.
-    stale_ids = [row[0] for row in _stale(connection, 0, None)]
+    stale_ids = [source_id for (source_id,) in _stale(connection, 0, None, _SOURCE.c.id)]
     bulk = len(stale_ids) >= _BULK
     if bulk:
         for index in _FEATURES.indexes:
             index.drop(connection)
     for start in range(0, len(stale_ids), _CHUNK):
         chunk = stale_ids[start : start + _CHUNK]
-        rows = _stale(connection, chunk[0], chunk[-1]).all()
+        rows = _stale(
+            connection,
+            chunk[0],
+            chunk[-1],
+            _SOURCE.c.id,
+            _SOURCE.c.content_hash,
+            *_INPUT,
+            _FEATURES.c.source_customer_id.is_not(None),
+            _FEATURES.c.email,
+            _FEATURES.c.phone,
+        ).all()
         replaced: list[int] = []
         written: list[dict[str, object]] = []
         for source_id, content_hash, *item, had, email, phone in rows:
