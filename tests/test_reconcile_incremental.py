@@ -10,11 +10,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, inspect, select
 
 from config.models import ReconcileConfig
 from connectors.records import SourceCustomer
 from sandbox.synthetic import BusinessSpec, write_csv_folder
+from sync.identity import stored
 from sync.identity.admin import explain_pair
 from sync.ledger import MatchFeatures
 from sync.reconcile import ReconcileResult, reconcile
@@ -163,3 +164,18 @@ def test_explain_reads_a_record_that_arrived_after_the_last_cycle(
     report = explain_pair(engine, f"shop:{late.external_id}", "shop:twin")
     assert report.explanation.match_probability > 0.99
     assert not report.same_customer
+
+
+def test_a_bulk_feature_write_builds_the_indexes_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stored, "_BULK", 5)
+    people = [
+        SourceCustomer(f"P{n}", name=f"Person {n}", email=f"p{n}@example.com") for n in range(12)
+    ]
+    ingest_records(engine, "shop", [*people, replace(people[0], external_id="again")])
+    reconcile(engine, T0)
+    clusters = ledger_clusters(engine)
+    assert clusters["again"] == clusters["P0"] != clusters["P1"]
+    built = {index["name"] for index in inspect(engine).get_indexes("match_features")}
+    assert built == {index.name for index in FEATURES.indexes}
