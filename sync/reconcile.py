@@ -57,7 +57,6 @@ from sync.identity.clusters import (
     Link,
     cluster,
 )
-from sync.identity.features import CustomerInput
 from sync.identity.rules import Rule, active_rules, resolve_rules
 from sync.identity.stored import (
     BATCH,
@@ -120,41 +119,6 @@ class ReconcileResult:
     held_back: int = 0
     """Links not applied because of a never-merge rule or the chaining guard."""
     transactions_matched: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LiveCustomer:
-    id: int
-    system: str
-    external_id: str
-    content_hash: str
-    item: CustomerInput
-
-
-def live_customers(connection: Connection) -> list[LiveCustomer]:
-    rows = connection.execute(
-        select(
-            _SOURCE.c.id,
-            _SOURCE.c.system,
-            _SOURCE.c.external_id,
-            _SOURCE.c.content_hash,
-            _SOURCE.c.name,
-            _SOURCE.c.first_name,
-            _SOURCE.c.last_name,
-            _SOURCE.c.company,
-            _SOURCE.c.email_normalized,
-            _SOURCE.c.phone_e164,
-            _SOURCE.c.address_line1,
-            _SOURCE.c.postcode,
-            _SOURCE.c.city,
-        )
-        .where(_SOURCE.c.deleted.is_(False))
-        .order_by(_SOURCE.c.id)
-    ).tuples()
-    return [
-        LiveCustomer(row[0], row[1], row[2], row[3], CustomerInput(row[0], *row[4:]))
-        for row in rows
-    ]
 
 
 def load_model(connection: Connection) -> tuple[int, dict[str, Any]] | None:

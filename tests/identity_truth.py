@@ -8,14 +8,51 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from connectors.records import SourceCustomer
+from sync.identity.features import CustomerInput
 from sync.ledger import CustomerLink, SourceCustomerRow
 
 SYSTEMS = ("quickbooks", "outlook", "shop")
 _SOURCE = SourceCustomerRow.__table__  # type: ignore[attr-defined]
 _LINK = CustomerLink.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCustomer:
+    id: int
+    system: str
+    external_id: str
+    content_hash: str
+    item: CustomerInput
+
+
+def live_customers(connection: Connection) -> list[LiveCustomer]:
+    """Every live source customer with the input the matcher featurizes, in id order."""
+    rows = connection.execute(
+        select(
+            _SOURCE.c.id,
+            _SOURCE.c.system,
+            _SOURCE.c.external_id,
+            _SOURCE.c.content_hash,
+            _SOURCE.c.name,
+            _SOURCE.c.first_name,
+            _SOURCE.c.last_name,
+            _SOURCE.c.company,
+            _SOURCE.c.email_normalized,
+            _SOURCE.c.phone_e164,
+            _SOURCE.c.address_line1,
+            _SOURCE.c.postcode,
+            _SOURCE.c.city,
+        )
+        .where(_SOURCE.c.deleted.is_(False))
+        .order_by(_SOURCE.c.id)
+    ).tuples()
+    return [
+        LiveCustomer(row[0], row[1], row[2], row[3], CustomerInput(row[0], *row[4:]))
+        for row in rows
+    ]
 
 
 def system_of(external_id: str) -> str:

@@ -21,9 +21,15 @@ from sandbox.synthetic import BusinessSpec, write_csv_folder
 from sync.db import create_ledger_engine, ensure_current_schema
 from sync.identity import model
 from sync.identity.features import feature_rows
-from sync.reconcile import ReconcileResult, live_customers, load_model, reconcile
+from sync.reconcile import ReconcileResult, load_model, reconcile
 from tests.conftest import ingest_records
-from tests.identity_truth import customers_by_system, ledger_clusters, score, truth
+from tests.identity_truth import (
+    customers_by_system,
+    ledger_clusters,
+    live_customers,
+    score,
+    truth,
+)
 
 SPEC = BusinessSpec(
     customers=18_000,
