@@ -153,7 +153,7 @@ def compute_figures(
             ledger_id: values_json
             for ledger_id, values_json in connection.execute(
                 select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json)
-            ).tuples()
+            )
         }
         basis, frames, recomputed = _basis(connection, as_of, settings, incremental=incremental)
         replace_basis(connection, basis.filter(pl.col("customer_id").is_in(recomputed)), recomputed)

@@ -111,8 +111,9 @@ def _customer_chunks(connection: Connection, system: str) -> Iterator[list[tuple
     """(remote id, figures JSON) of the system's live, linked, non-guest customers, by id."""
     after = ""
     while True:
-        rows = list(
-            connection.execute(
+        rows = [
+            (str(external_id), str(figures))
+            for external_id, figures in connection.execute(
                 select(_SOURCE.c.external_id, _METRICS.c.values_json)
                 .join(_LINK, _LINK.c.source_customer_id == _SOURCE.c.id)
                 .join(_METRICS, _METRICS.c.ledger_customer_id == _LINK.c.ledger_customer_id)
@@ -126,8 +127,8 @@ def _customer_chunks(connection: Connection, system: str) -> Iterator[list[tuple
                 )
                 .order_by(_SOURCE.c.external_id)
                 .limit(CUSTOMER_CHUNK)
-            ).tuples()
-        )
+            )
+        ]
         if not rows:
             return
         yield rows
@@ -139,7 +140,7 @@ def _state(connection: Connection, system: str, ids: Sequence[str]) -> dict[tupl
         select(_STATE.c.external_id, _STATE.c.field, _STATE.c.value).where(
             _STATE.c.system == system, _STATE.c.external_id.in_(ids)
         )
-    ).tuples()
+    )
     return {(external_id, name): value for external_id, name, value in rows}
 
 
@@ -289,7 +290,7 @@ def _new_customers(
         .join(_SOURCE, _SOURCE.c.id == _LINK.c.source_customer_id)
         .where(_LINK.c.ledger_customer_id.in_(ids), _SOURCE.c.deleted.is_(False))
         .order_by(_LINK.c.ledger_customer_id, _SOURCE.c.id)
-    ).tuples()
+    )
     for ledger_id, *cells in rows:
         for name, value in zip(_IDENTITY, cells, strict=True):
             if value and name not in known[ledger_id]:
@@ -300,7 +301,7 @@ def _new_customers(
             select(_METRICS.c.ledger_customer_id, _METRICS.c.values_json).where(
                 _METRICS.c.ledger_customer_id.in_(ids)
             )
-        ).tuples()
+        )
     }
     found = []
     for ledger_id in ids:

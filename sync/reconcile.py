@@ -240,7 +240,7 @@ def _shared_keys(connection: Connection) -> list[tuple[int, str, str]]:
             (source_id, kind, value)
             for source_id, value in connection.execute(
                 select(_FEATURES.c.source_customer_id, column).where(column.in_(shared))
-            ).tuples()
+            )
         )
     pair = tuple_(_SOURCE.c.system, _SOURCE.c.external_id)
     shared_ids = (
@@ -255,7 +255,7 @@ def _shared_keys(connection: Connection) -> list[tuple[int, str, str]]:
             select(_SOURCE.c.id, _SOURCE.c.system, _SOURCE.c.external_id).where(
                 _SOURCE.c.deleted.is_(False), pair.in_(shared_ids)
             )
-        ).tuples()
+        )
     )
     return keyed
 
@@ -268,7 +268,7 @@ def _keys_of(connection: Connection, ids: Sequence[int]) -> list[tuple[int, str,
             select(_FEATURES.c.source_customer_id, _FEATURES.c.email, _FEATURES.c.phone).where(
                 _FEATURES.c.source_customer_id.in_(batch)
             )
-        ).tuples():
+        ):
             keyed += [(source_id, "email", email)] if email is not None else []
             keyed += [(source_id, "phone", phone)] if phone is not None else []
         keyed.extend(
@@ -277,7 +277,7 @@ def _keys_of(connection: Connection, ids: Sequence[int]) -> list[tuple[int, str,
                 select(_SOURCE.c.id, _SOURCE.c.system, _SOURCE.c.external_id).where(
                     _SOURCE.c.id.in_(batch)
                 )
-            ).tuples()
+            )
         )
     return keyed
 
@@ -296,7 +296,7 @@ class _Sharing:
             self._streams = {}
             for system, stream in self.connection.execute(
                 select(_SOURCE.c.system, _SOURCE.c.stream).distinct()
-            ).tuples():
+            ):
                 self._streams.setdefault(system, []).append(stream)
         return self._streams
 
@@ -328,11 +328,11 @@ def _model_links(
         _PAIR.c.probability >= threshold, _PAIR.c.two_people.is_(False)
     )
     if ids is None:
-        return [Link(a, b, p, MODEL_RULE) for a, b, p in connection.execute(query).tuples()]
+        return [Link(a, b, p, MODEL_RULE) for a, b, p in connection.execute(query)]
     links: dict[tuple[int, int], Link] = {}
     for batch in in_batches(ids):
         for column in (_PAIR.c.source_a, _PAIR.c.source_b):
-            for a, b, p in connection.execute(query.where(column.in_(batch))).tuples():
+            for a, b, p in connection.execute(query.where(column.in_(batch))):
                 links[a, b] = Link(a, b, p, MODEL_RULE)
     return list(links.values())
 
@@ -348,7 +348,7 @@ def _ledger_ids(connection: Connection, ids: Sequence[int] | None) -> dict[int, 
     return {
         source_id: (ledger_id, rule)
         for each in queries
-        for source_id, ledger_id, rule in connection.execute(each).tuples()
+        for source_id, ledger_id, rule in connection.execute(each)
     }
 
 
@@ -431,7 +431,7 @@ def _resolve(connection: Connection, rules: Sequence[Rule]) -> dict[str, list[in
             select(_SOURCE.c.id, _SOURCE.c.system, _SOURCE.c.external_id)
             .where(_SOURCE.c.deleted.is_(False), pair.in_(keys))
             .order_by(_SOURCE.c.id)
-        ).tuples():
+        ):
             refs.setdefault(f"{system}:{external_id}", []).append(source_id)
     return refs
 
@@ -527,11 +527,11 @@ def _retire_and_revive(
     """
     query = select(_CUSTOMER.c.id, _CUSTOMER.c.retired_at)
     if candidates is None:
-        rows = list(connection.execute(query).tuples())
+        rows = list(connection.execute(query))
     else:
         rows = []
         for batch in in_batches(sorted(candidates)):
-            rows.extend(connection.execute(query.where(_CUSTOMER.c.id.in_(batch))).tuples())
+            rows.extend(connection.execute(query.where(_CUSTOMER.c.id.in_(batch))))
     retire: list[int] = []
     revive: list[int] = []
     for ledger_id, retired_at in rows:
@@ -609,7 +609,7 @@ def _history(connection: Connection, ids: Sequence[int] | None) -> dict[int, lis
     )
     history: dict[int, list[int]] = {}
     for batch in batches:
-        for source_id, ledger_id in connection.execute(batch).tuples():
+        for source_id, ledger_id in connection.execute(batch):
             history.setdefault(source_id, []).append(ledger_id)
     return history
 
@@ -622,7 +622,7 @@ def _taken(connection: Connection, ledger_ids: set[int], region: set[int]) -> se
             select(_LINK.c.source_customer_id, _LINK.c.ledger_customer_id)
             .join(_FEATURES, _FEATURES.c.source_customer_id == _LINK.c.source_customer_id)
             .where(_LINK.c.ledger_customer_id.in_(batch))
-        ).tuples():
+        ):
             if source_id not in region:
                 taken.add(ledger_id)
     return taken

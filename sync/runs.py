@@ -126,7 +126,7 @@ def quarantine_counts(engine: Engine) -> dict[tuple[str, str], int]:
             select(_QUARANTINE.c.system, _QUARANTINE.c.stream, func.count()).group_by(
                 _QUARANTINE.c.system, _QUARANTINE.c.stream
             )
-        ).tuples()
+        )
         return {(system, stream): count for system, stream, count in rows}
 
 

@@ -48,7 +48,7 @@ def live_customers(connection: Connection) -> list[LiveCustomer]:
         )
         .where(_SOURCE.c.deleted.is_(False))
         .order_by(_SOURCE.c.id)
-    ).tuples()
+    )
     return [
         LiveCustomer(row[0], row[1], row[2], row[3], CustomerInput(row[0], *row[4:]))
         for row in rows
@@ -102,7 +102,7 @@ def ledger_clusters(engine: Engine) -> dict[str, int]:
             select(_SOURCE.c.external_id, _LINK.c.ledger_customer_id).join(
                 _LINK, _LINK.c.source_customer_id == _SOURCE.c.id
             )
-        ).tuples()
+        )
         return dict(rows.all())
 
 

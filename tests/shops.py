@@ -58,7 +58,7 @@ def ledger_transactions(engine: Engine, system: str) -> set[Row]:
                 TRANSACTIONS.c.amount,
                 TRANSACTIONS.c.customer_external_id,
             ).where(TRANSACTIONS.c.system == system, TRANSACTIONS.c.deleted.is_(False))
-        ).tuples()
+        )
         return {(e, k, Decimal(a).quantize(Decimal("0.01")), c) for e, k, a, c in rows}
 
 
@@ -69,7 +69,7 @@ def ledger_net(engine: Engine, system: str) -> Decimal:
             select(TRANSACTIONS.c.transaction_kind, TRANSACTIONS.c.home_amount).where(
                 TRANSACTIONS.c.system == system, TRANSACTIONS.c.deleted.is_(False)
             )
-        ).tuples()
+        )
         total = sum(
             (Decimal(str(a)) * (1 if kind == "sale" else -1) for kind, a in rows), Decimal(0)
         )
@@ -83,7 +83,7 @@ def ledger_customers(engine: Engine, system: str) -> dict[str, bool]:
             select(CUSTOMERS.c.external_id, CUSTOMERS.c.guest).where(
                 CUSTOMERS.c.system == system, CUSTOMERS.c.deleted.is_(False)
             )
-        ).tuples()
+        )
         return dict(rows.all())
 
 
@@ -95,7 +95,7 @@ def ledger_referrals(engine: Engine, system: str) -> set[tuple[str, str, str | N
                 REFERRALS.c.referred_external_id,
                 REFERRALS.c.first_order_external_id,
             ).where(REFERRALS.c.system == system)
-        ).tuples()
+        )
         return set(rows.all())
 
 

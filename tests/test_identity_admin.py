@@ -71,9 +71,7 @@ def state(engine: Engine) -> tuple[dict[int, str], list[tuple[str, str, str]]]:
     compute_figures(engine, AS_OF)
     with engine.connect() as connection:
         figures: dict[int, str] = dict(
-            connection.execute(select(METRICS.c.ledger_customer_id, METRICS.c.values_json))
-            .tuples()
-            .all()
+            connection.execute(select(METRICS.c.ledger_customer_id, METRICS.c.values_json)).all()
         )
         plan = sorted(
             (update.external_id, update.field, update.value)

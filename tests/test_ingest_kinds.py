@@ -70,7 +70,7 @@ def ingest(engine: Engine, stream: MixedStream) -> Any:
 
 def cursors(engine: Engine) -> dict[str, Any]:
     with engine.connect() as connection:
-        found = connection.execute(select(CURSORS.c.stream, CURSORS.c.cursor)).tuples()
+        found = connection.execute(select(CURSORS.c.stream, CURSORS.c.cursor))
         return {stream: json.loads(text) for stream, text in found}
 
 

@@ -227,7 +227,7 @@ def sale(
 def stored(engine: Engine) -> dict[int, dict[str, Any]]:
     with engine.connect() as connection:
         rows = connection.execute(select(FIGURES.c.ledger_customer_id, FIGURES.c.values_json))
-        return {ledger_id: json.loads(text) for ledger_id, text in rows.tuples()}
+        return {ledger_id: json.loads(text) for ledger_id, text in rows}
 
 
 def ledger_id_of(engine: Engine, external_id: str, system: str = "shop") -> int:
@@ -305,7 +305,7 @@ def test_figures_are_rewritten_only_when_they_change(engine: Engine) -> None:
     assert compute_figures(engine, later).changed == 1
     with engine.connect() as connection:
         rows = connection.execute(select(FIGURES.c.ledger_customer_id, FIGURES.c.as_of))
-        as_of: dict[int, datetime] = dict(rows.tuples().all())
+        as_of: dict[int, datetime] = dict(rows.all())
     assert as_of[ledger_id_of(engine, "C1")] == later
     assert as_of[ledger_id_of(engine, "C2")] == AS_OF
     assert stored(engine)[ledger_id_of(engine, "C1")]["recency_days"] == 31

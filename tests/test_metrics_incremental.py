@@ -60,7 +60,7 @@ def business() -> list[Record]:
 def stored(engine: Engine) -> dict[int, str]:
     with engine.connect() as connection:
         rows = connection.execute(select(FIGURES.c.ledger_customer_id, FIGURES.c.values_json))
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
 
 def test_recomputing_touched_customers_equals_a_full_recompute(engine: Engine) -> None:

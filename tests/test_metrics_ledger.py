@@ -136,7 +136,7 @@ def test_stored_figures_combine_the_systems(engine: Engine) -> None:
             ledger: json.loads(text)
             for ledger, text in connection.execute(
                 select(FIGURES.c.ledger_customer_id, FIGURES.c.values_json)
-            ).tuples()
+            )
         }
     ann = stored[ledger_id(engine, "shop", "S1")]
     assert (ann["support_incidents"], ann["open_incidents"], ann["cac"]) == (1, 0, "40.00")

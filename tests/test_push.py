@@ -191,7 +191,7 @@ def push_state(engine: Engine) -> dict[tuple[str, str], tuple[str, datetime]]:
     with engine.connect() as connection:
         rows = connection.execute(
             select(STATE.c.external_id, STATE.c.field, STATE.c.value, STATE.c.pushed_at)
-        ).tuples()
+        )
         return {(ext, name): (value, at) for ext, name, value, at in rows}
 
 

@@ -29,7 +29,7 @@ def links(engine: Engine) -> dict[tuple[str, str], tuple[int, str]]:
             select(
                 SOURCE.c.system, SOURCE.c.external_id, LINK.c.ledger_customer_id, LINK.c.rule
             ).join(LINK, LINK.c.source_customer_id == SOURCE.c.id)
-        ).tuples()
+        )
         return {(system, ext): (ledger_id, rule) for system, ext, ledger_id, rule in rows}
 
 
@@ -39,7 +39,7 @@ def ledger_ids(engine: Engine, system: str = "shop") -> dict[str, int]:
 
 def link_times(engine: Engine) -> dict[int, datetime]:
     with engine.connect() as connection:
-        rows = connection.execute(select(LINK.c.source_customer_id, LINK.c.linked_at)).tuples()
+        rows = connection.execute(select(LINK.c.source_customer_id, LINK.c.linked_at))
         return dict(rows.all())
 
 

@@ -162,7 +162,7 @@ def unmerge(engine: Engine, ref: str, actor: str, reason: str | None, now: datet
                     _SOURCE.c.deleted.is_(False),
                 )
                 .order_by(_SOURCE.c.id)
-            ).tuples()
+            )
         ]
         if ledger_id is None or not others:
             raise AdminError(f"{ref} is a customer of its own already; nothing to split")
@@ -195,7 +195,7 @@ def undo(engine: Engine, log_id: int, actor: str, now: datetime) -> LogEntry:
 def merge_log(engine: Engine, limit: int = 50) -> list[LogEntry]:
     """The newest entries first."""
     with engine.connect() as connection:
-        rows = connection.execute(select(_LOG).order_by(_LOG.c.id.desc()).limit(limit)).tuples()
+        rows = connection.execute(select(_LOG).order_by(_LOG.c.id.desc()).limit(limit))
         return [LogEntry(*row) for row in rows]
 
 
@@ -220,7 +220,7 @@ def review_queue(engine: Engine, config: ReconcileConfig, limit: int = 50) -> li
             frozenset((a, b))
             for a, b in connection.execute(
                 select(_RULE.c.record_a, _RULE.c.record_b).where(_RULE.c.revoked_at.is_(None))
-            ).tuples()
+            )
         }
         rows = connection.execute(
             select(
@@ -244,7 +244,7 @@ def review_queue(engine: Engine, config: ReconcileConfig, limit: int = 50) -> li
                 left_link.c.ledger_customer_id != right_link.c.ledger_customer_id,
             )
             .order_by(_PAIR.c.probability.desc(), _PAIR.c.source_a, _PAIR.c.source_b)
-        ).tuples()
+        )
         queue: list[ReviewPair] = []
         for sys_a, ext_a, name_a, sys_b, ext_b, name_b, probability in rows:
             a, b = f"{sys_a}:{ext_a}", f"{sys_b}:{ext_b}"
@@ -296,9 +296,7 @@ def explain_pair(engine: Engine, a: str, b: str) -> PairReport:
                 select(_LINK.c.source_customer_id, _LINK.c.rule).where(
                     _LINK.c.source_customer_id.in_([id_a, id_b])
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     settings = stored[1] if stored is not None else model.default_settings()
     others = stored_frame[~stored_frame["unique_id"].isin([id_a, id_b])]

@@ -35,7 +35,7 @@ def active_rules(connection: Connection, config: ReconcileConfig) -> list[Rule]:
         select(_RULE.c.kind, _RULE.c.record_a, _RULE.c.record_b)
         .where(_RULE.c.revoked_at.is_(None))
         .order_by(_RULE.c.id)
-    ).tuples()
+    )
     rules += [Rule(kind, a, b) for kind, a, b in rows]
     return rules
 

@@ -108,7 +108,7 @@ def _stale(connection: Connection, low: int, high: int | None, *columns: Any) ->
         .select_from(_SOURCE.outerjoin(_FEATURES, _FEATURES.c.source_customer_id == _SOURCE.c.id))
         .where(*where)
         .order_by(_SOURCE.c.id)
-    ).tuples()
+    )
 
 
 def _note_old_keys(keys: set[tuple[str, str]], email: str | None, phone: str | None) -> None:
@@ -125,7 +125,7 @@ def refresh_features(connection: Connection) -> Refreshed:
         select(_FEATURES.c.source_customer_id, _FEATURES.c.email, _FEATURES.c.phone)
         .join(_SOURCE, _SOURCE.c.id == _FEATURES.c.source_customer_id)
         .where(_SOURCE.c.deleted.is_(True))
-    ).tuples()
+    )
     for source_id, email, phone in removed:
         result.removed.append(source_id)
         _note_old_keys(result.old_keys, email, phone)
@@ -226,7 +226,7 @@ def current_features(connection: Connection, ids: Sequence[int]) -> list[dict[st
     may ask about a record that arrived after the last cycle)."""
     rows = connection.execute(
         select(_SOURCE.c.id, *_INPUT).where(_SOURCE.c.id.in_(list(ids))).order_by(_SOURCE.c.id)
-    ).tuples()
+    )
     return [features(CustomerInput(source_id, *item)) for source_id, *item in rows]
 
 
@@ -269,7 +269,7 @@ def candidates(connection: Connection, new: pd.DataFrame) -> list[int]:
                 for rule in BLOCKING_RULES
             )
         )
-        ids = {int(source_id) for (source_id,) in connection.execute(found).tuples()}
+        ids = {int(source_id) for (source_id,) in connection.execute(found)}
     finally:
         scratch.drop(connection)
     return sorted(ids - set(new["unique_id"].tolist()))

@@ -86,7 +86,7 @@ def _sales(connection: Connection) -> list[Sale]:
         .outerjoin(_LINK, _LINK.c.source_customer_id == _SOURCE.c.id)
         .where(_TRANSACTION.c.deleted.is_(False), _TRANSACTION.c.transaction_kind == "sale")
         .order_by(_TRANSACTION.c.home_amount, _TRANSACTION.c.occurred_at, _TRANSACTION.c.id)
-    ).tuples()
+    )
     return [Sale(*row) for row in rows]
 
 
@@ -123,7 +123,7 @@ def match_transactions(connection: Connection, config: ReconcileConfig, now: dat
         transaction_id: (counted_id, rule)
         for transaction_id, counted_id, rule in connection.execute(
             select(_MATCH.c.transaction_id, _MATCH.c.counted_id, _MATCH.c.rule)
-        ).tuples()
+        )
     }
     if stored != duplicates:
         connection.execute(delete(_MATCH))
