@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 
 from sync.normalize import normalize_email, normalize_phone, validated_email
@@ -68,3 +69,52 @@ def test_phone_in_e164() -> None:
     assert normalize_phone("(415) 555-2671", "US") == "+14155552671"
     assert normalize_phone("+44 20 7946 0958", "US") == "+442079460958"
     assert normalize_phone("no digits", "US") is None
+
+
+def _phonenumbers_e164(raw: str, region: str) -> str | None:
+    """What phonenumbers alone says, without the fast path."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+NANP_SHAPES = [
+    "{a}-{e}-{n}",
+    "{a}{e}{n}",
+    "({a}) {e}-{n}",
+    "{a}.{e}.{n}",
+    "1-{a}-{e}-{n}",
+    "1-{a}{e}{n}",
+    "1-{a}.{e}.{n}",
+    "+1 {a} {e} {n}",
+    "+1{a}{e}{n}",
+    "+1 {a}{e} {n}",
+    "1{a}{e}{n}",
+    "{a}-{e}.{n}",
+    "({a}){e}-{n}",
+    "+1-{a}-{e}-{n}",
+    "011 {a} {e} {n}",
+    "{a} {e} {n}",
+]
+
+
+@pytest.mark.parametrize("region", ["US", "CA", "GB", "DE"])
+def test_north_american_fast_path_agrees_with_phonenumbers(region: str) -> None:
+    area_codes = ["011", "100", "199", "200", "202", "415", "800", "911", "999", "055"]
+    exchanges = ["000", "100", "555", "911"]
+    numbers = ["0000", "2671", "9999"]
+    for shape in NANP_SHAPES:
+        for a in area_codes:
+            for e in exchanges:
+                for n in numbers:
+                    raw = shape.format(a=a, e=e, n=n)
+                    assert normalize_phone(raw, region) == _phonenumbers_e164(raw, region), raw
+    # digits of other scripts (here Arabic-Indic) are not the fast path's
+    arabic = "".join(
+        chr(0x0660 + int(digit)) if digit.isdigit() else digit for digit in "415-555-2671"
+    )
+    assert normalize_phone(arabic, "US") == _phonenumbers_e164(arabic, "US")
