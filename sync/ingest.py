@@ -8,6 +8,9 @@ page size. For full-refresh streams, and for the pages of an incremental stream 
 ``full_pass``, the ids of the running pass are kept in ``ingest_seen``; when the pass completes
 every live row it did not see is flagged deleted (never erased). A full-refresh stream's id seen
 twice in a pass is quarantined; an incremental stream's is stored again (pages may overlap).
+A pass that begins with no row of its stream in the table (a first import) keeps only a marker
+and the ids it does not store there: every row the table holds was then stored by this pass,
+so the table itself says what was seen, and nothing is left to sweep.
 
 A stream whose pages mix several kinds of record (``connectors.base.MultiKindStream``) has one
 :class:`_KindIngest` per kind, each with its own ledger table and stream name; the page's parts
@@ -44,6 +47,8 @@ from sync.rows import (
 MAX_RAW_CHARS = 1_000_000
 
 _SEEN = IngestSeen.__table__  # type: ignore[attr-defined]
+_INTO_EMPTY = ""
+"""The ``ingest_seen`` id marking a pass into an empty stream; no record has an empty id."""
 _QUARANTINE = QuarantineRow.__table__  # type: ignore[attr-defined]
 _CURSOR = StreamCursor.__table__  # type: ignore[attr-defined]
 
@@ -169,7 +174,7 @@ class StreamIngest:
         with self.engine.connect() as connection:
             cursor = load_cursor(connection, self.system, self.stream.name)
             for kind in self.kinds.values():
-                kind.pass_in_seen = kind.current_seen_pass(connection)
+                kind.resume_pass(connection)
         checked_pages = self._checked(self.stream.pages(cursor))
         fetching = Prefetched(checked_pages, f"fetch {self.system}/{self.stream.name}")
         with fewer_collections(), fetching as pages:
@@ -284,6 +289,10 @@ class _KindIngest:
         self.context = context
         self.table: Table = SOURCE_TABLES[kind].__table__  # type: ignore[attr-defined]
         self.pass_in_seen: str | None = None
+        self.pass_into_empty = False
+        """The running pass began with no row of this stream in the table (see the module)."""
+        self.seen_beyond_marker = False
+        """A pass into an empty stream has put ids next to its marker: look them up."""
         table, dialect = self.table, engine.dialect
         # built once: the per-page lookups differ only in their ids parameter
         self._find_existing = select(
@@ -336,9 +345,11 @@ class _KindIngest:
         plan.counts.records_in = len(page.records) + len(page.rejected)
         plan.quarantine.extend(page.rejected)
         plan.quarantine.extend(checked.refused)
+        existing = None
         if self._tracks_pass(page):
-            self._track_pass(connection, page, candidates, plan)
-        existing = self._existing(connection, list(candidates))
+            existing = self._track_pass(connection, page, candidates, plan)
+        if existing is None:
+            existing = self._existing(connection, list(candidates))
         for external_id, candidate in candidates.items():
             self._plan_one(plan, external_id, candidate, existing.get(external_id))
         return plan
@@ -353,13 +364,14 @@ class _KindIngest:
         page: Page,
         candidates: dict[str, _Candidate],
         plan: _PagePlan,
-    ) -> None:
+    ) -> dict[str, tuple[int, str, bool]] | None:
         """Remember the page's ids as seen in this pass; quarantine repeats of a full refresh.
 
         Ids of quarantined records count as seen too: a record that turned invalid keeps its
         last good version in the ledger instead of being flagged deleted. An incremental
         stream's full pass repeats ids where its pages overlap; those are simply stored again.
-        The page's bare ids (``Page.seen``, an id-only pass) count as seen.
+        The page's bare ids (``Page.seen``, an id-only pass) count as seen. In a pass into an
+        empty stream this looks up the remaining candidates' rows and returns them.
         """
         pass_id = page.pass_id
         if pass_id != self.pass_in_seen:
@@ -367,7 +379,10 @@ class _KindIngest:
                 delete(_SEEN).where(_SEEN.c.system == self.system, _SEEN.c.stream == self.name)
             )
             self.pass_in_seen = pass_id
+            self._start_pass(connection, pass_id)
         rejected_ids = {r.external_id for r in plan.quarantine if r.external_id}
+        if self.pass_into_empty:
+            return self._track_pass_into_empty(connection, page, candidates, plan, rejected_ids)
         ids = list(dict.fromkeys([*candidates, *rejected_ids, *page.seen]))
         already: set[str] = set()
         if ids:
@@ -384,6 +399,60 @@ class _KindIngest:
                 )
             )
         plan.seen = [external_id for external_id in ids if external_id not in already]
+        return None
+
+    def _start_pass(self, connection: Connection, pass_id: str) -> None:
+        """Mark a pass that begins with no row of this stream in the table."""
+        table = self.table
+        any_row = select(table.c.id).where(
+            table.c.system == self.system, table.c.stream == self.name
+        )
+        self.pass_into_empty = connection.execute(any_row.limit(1)).first() is None
+        self.seen_beyond_marker = False
+        if self.pass_into_empty:
+            connection.execute(
+                insert(_SEEN).values(
+                    system=self.system, stream=self.name, external_id=_INTO_EMPTY, pass_id=pass_id
+                )
+            )
+
+    def _track_pass_into_empty(
+        self,
+        connection: Connection,
+        page: Page,
+        candidates: dict[str, _Candidate],
+        plan: _PagePlan,
+        rejected_ids: set[str],
+    ) -> dict[str, tuple[int, str, bool]]:
+        """:meth:`_track_pass` where every row of the stream was stored by this pass.
+
+        Seen are the ids with a row and the ids in ``ingest_seen``, which holds only those not
+        stored as a row (tombstones, quarantined records, ``Page.seen``): the seen ids of a
+        first import cost no row and no lookup of their own.
+        """
+        existing = self._existing(connection, list(candidates))
+        already: set[str] = set()
+        if self.seen_beyond_marker:
+            ids = list(dict.fromkeys([*candidates, *rejected_ids, *page.seen]))
+            parameter = ids_parameter(connection.dialect, ids)
+            already.update(connection.execute(self._find_seen, parameter).scalars())
+        if self.full_refresh:
+            repeats = already.union(existing).intersection(candidates)
+            for external_id in repeats:
+                candidate = candidates.pop(external_id)
+                plan.quarantine.append(
+                    _rejected(
+                        f"id {external_id!r} occurs twice in the source; the first one was kept",
+                        candidate.record,
+                        _origin(page, candidate.position),
+                    )
+                )
+        not_stored = [key for key, candidate in candidates.items() if candidate.record.deleted]
+        unstored = dict.fromkeys([*not_stored, *rejected_ids, *page.seen])
+        plan.seen = [external_id for external_id in unstored if external_id not in already]
+        if plan.seen:
+            self.seen_beyond_marker = True
+        return {key: row for key, row in existing.items() if key in candidates}
 
     def _existing(
         self, connection: Connection, ids: Sequence[str]
@@ -493,6 +562,12 @@ class _KindIngest:
         while NOT EXISTS is a hash anti-join on both databases.
         """
         table = self.table
+        if self.pass_into_empty:
+            connection.execute(
+                delete(_SEEN).where(_SEEN.c.system == self.system, _SEEN.c.stream == self.name)
+            )
+            self.pass_in_seen, self.pass_into_empty = None, False
+            return 0
         seen = (
             select(_SEEN.c.external_id)
             .where(
@@ -520,12 +595,27 @@ class _KindIngest:
         self.pass_in_seen = None
         return result.rowcount
 
-    def current_seen_pass(self, connection: Connection) -> str | None:
-        return connection.execute(
+    def resume_pass(self, connection: Connection) -> None:
+        """Take up the pass whose ids ``ingest_seen`` holds, if any (after a crash or a stop)."""
+        rows = connection.execute(
+            select(_SEEN.c.pass_id, _SEEN.c.external_id)
+            .where(
+                _SEEN.c.system == self.system,
+                _SEEN.c.stream == self.name,
+                _SEEN.c.external_id == _INTO_EMPTY,
+            )
+            .limit(1)
+        ).all()
+        if rows:
+            self.pass_in_seen, self.pass_into_empty = rows[0][0], True
+            self.seen_beyond_marker = True  # unknown: look the ids up
+            return
+        self.pass_in_seen = connection.execute(
             select(_SEEN.c.pass_id)
             .where(_SEEN.c.system == self.system, _SEEN.c.stream == self.name)
             .limit(1)
         ).scalar_one_or_none()
+        self.pass_into_empty = False
 
 
 # Allocations between two young-generation collections while ingest runs (Python: 700).
