@@ -15,8 +15,9 @@ _MAX_LOCAL_PART = 64
 _MAX_ADDRESS = 254
 # North American numbers as exports write them, area code not starting with 0 or 1: for these
 # phonenumbers' answer is "+1" and the ten digits (tests/test_normalize.py compares), at a
-# fraction of its cost. With "+1", any default region; without, only "US" (whose national
-# prefix and international dialling prefix, 1 and 011, cannot start a matching number).
+# fraction of its cost. With "+1", any default region; without, only "US": its national
+# prefix (1, allowed as "1-") and international dialling prefix (011) cannot start the ten
+# digits, so phonenumbers reads none there.
 _NANP_INTERNATIONAL = re.compile(r"\+1 ?([2-9]\d\d) ?(\d{3}) ?(\d{4})", re.ASCII)
 _NANP_US_NATIONAL = re.compile(
     r"(?:1-)?([2-9]\d\d)([-.]?)(\d{3})\2(\d{4})|\(([2-9]\d\d)\) (\d{3})-(\d{4})", re.ASCII
