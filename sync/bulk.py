@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import bindparam as bind_parameter
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from sync.types import UTCDateTime
 
@@ -157,7 +158,7 @@ def insert_ids(
 
 @lru_cache(maxsize=32)
 def _insert_ids_statement(table: Table, key: str, shared: tuple[str, ...]) -> Insert:
-    listed = func.json_each(bind_parameter("ids", type_=String)).table_valued("value")
+    listed = _json_ids()
     shared_values = [bind_parameter(name, type_=table.c[name].type) for name in shared]
     return insert(table).from_select([key, *shared], select(listed.c.value, *shared_values))
 
@@ -172,8 +173,12 @@ def among_ids(column: Column[Any], dialect: Dialect) -> ColumnElement[bool]:
     """
     if dialect.name == "postgresql":
         return column == any_(bind_parameter("ids", type_=ARRAY(String)))
-    listed = func.json_each(bind_parameter("ids", type_=String)).table_valued("value")
-    return column.in_(select(listed.c.value))
+    return column.in_(select(_json_ids().c.value))
+
+
+def _json_ids() -> TableValuedAlias:
+    """SQLite's ``json_each(:ids)``: the ids of one JSON-array parameter as rows of ``value``."""
+    return func.json_each(bind_parameter("ids", type_=String)).table_valued("value")
 
 
 def ids_parameter(dialect: Dialect, ids: Sequence[str]) -> dict[str, Any]:
